@@ -1,0 +1,46 @@
+# RAM: two commands on a fresh machine.
+#   make reproduce   set up, then run the main job on the reference model
+#   make test        set up, then check notebooks/library sync, nbdev_test, pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ram-installed
+# the real BLAS to preload (empty where none is found); see ram/blas.py
+BLAS = $(shell $(BIN)/python -c "from ram.blas import find_openblas; print(find_openblas() or '')" 2>/dev/null)
+RUN = LD_PRELOAD="$(BLAS)" RAM_BLAS_CHECKED=1
+
+.PHONY: setup reproduce test check-clean check-export nbtest pytest bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): settings.ini setup.py tools/setup-blas.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	bash tools/setup-blas.sh
+	touch $(STAMP)
+
+reproduce: setup
+	$(RUN) $(BIN)/ram reproduce
+
+# nbdev_clean must leave no diff, and nbdev_export must leave no diff: notebooks are the source
+check-clean: setup
+	@bash tools/unchanged.sh nbs "nbdev_clean changed notebooks: run nbdev_clean and commit" $(BIN)/nbdev_clean
+
+check-export: setup
+	@bash tools/unchanged.sh ram "nbdev_export changed ram/: notebooks and library are out of sync; run nbdev_export and commit" $(BIN)/nbdev_export
+
+nbtest: setup
+	$(RUN) $(BIN)/nbdev_test --n_workers 2
+
+pytest: setup
+	$(RUN) $(BIN)/python -m pytest -q tests
+
+test: check-clean check-export nbtest pytest
+
+bench: setup
+	$(RUN) $(BIN)/python bench/score_speed.py
+
+clean-venv:
+	rm -rf $(VENV)
