@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ram-installed
 BLAS = $(shell $(BIN)/python -c "from ram.blas import find_openblas; print(find_openblas() or '')" 2>/dev/null)
 RUN = LD_PRELOAD="$(BLAS)" RAM_BLAS_CHECKED=1
 
-.PHONY: setup reproduce test check-clean check-export nbtest pytest bench clean-venv
+.PHONY: setup reproduce test check-readme check-clean check-export nbtest pytest bench clean-venv
 
 setup: $(STAMP)
 
@@ -37,7 +37,10 @@ nbtest: setup
 pytest: setup
 	$(RUN) $(BIN)/python -m pytest -q tests
 
-test: check-clean check-export nbtest pytest
+check-readme: setup
+	$(BIN)/python tools/readme.py --check
+
+test: check-clean check-export check-readme nbtest pytest
 
 bench: setup
 	$(RUN) $(BIN)/python bench/score_speed.py

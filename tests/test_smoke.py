@@ -1,0 +1,22 @@
+"Import every module and run the command line's help: the package installs and its entry point works."
+import importlib, pkgutil, subprocess, sys
+
+import ram
+
+
+def test_every_module_imports():
+    names = [m.name for m in pkgutil.iter_modules(ram.__path__) if not m.name.startswith('_')]
+    assert {'core', 'blas', 'models', 'quantizer', 'evaluate', 'cli'} <= set(names)
+    for n in names: importlib.import_module(f'ram.{n}')
+
+
+def test_cli_help():
+    out = subprocess.run([sys.executable, '-c', 'from ram.cli import main; main(["reproduce", "--help"])'],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert '--protocol' in out.stdout and 'reference' in out.stdout
+
+
+def test_cli_bad_config_is_a_clear_error():
+    from ram.cli import main
+    assert main(['reproduce', '--config', '7b-g64', '--model', '/nonexistent']) == 1
