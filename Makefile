@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ram-installed
 BLAS = $(shell $(BIN)/python -c "from ram.blas import find_openblas; print(find_openblas() or '')" 2>/dev/null)
 RUN = LD_PRELOAD="$(BLAS)" RAM_BLAS_CHECKED=1
 
-.PHONY: setup reproduce test check-readme check-clean check-export nbtest pytest bench clean-venv
+.PHONY: setup reproduce test test-slow check-readme check-clean check-export nbtest pytest bench clean-venv
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ check-export: setup
 
 nbtest: setup
 	$(RUN) $(BIN)/nbdev_test --n_workers 2
+
+test-slow: setup
+	$(RUN) $(BIN)/nbdev_test --n_workers 2 --flags slow
+	$(RUN) $(BIN)/python -m pytest -q --slow tests
 
 pytest: setup
 	$(RUN) $(BIN)/python -m pytest -q tests
