@@ -1,0 +1,92 @@
+"""RAM vs uniform quantization at matched bytes, and the rate-distortion sweep, on one model.
+
+    python bench/ram_vs_uniform.py [--model reference] [--n 32] [--length 2048] [--configs 3b-g64 4b-g64 8b-g64]
+                                   [--mode weight] [--sweep 8 --sweep-n 16] [--out runs/ram_vs_uniform.json]
+
+For each uniform config: its exact bytes become RAM's budget; both are scored on the same
+WikiText-2 windows (fast fp32 path) beside the unquantized model, and the share of the
+unquantized-to-uniform gap that RAM recovers is printed:
+    recovered = (PPL_uniform - PPL_RAM) / (PPL_uniform - PPL_unquantized).
+With --sweep K, RAM is also allocated at K budgets spread from the smallest to the largest
+achievable size and scored on --sweep-n windows: predicted distortion and PPL per budget.
+"""
+import argparse, json, time
+from pathlib import Path
+
+import numpy as np
+
+
+def score(model_id, configs, toks, proto, desc):
+    from ram.evaluate import corpus_ppl, score_windows, windows
+    from ram.models import load
+    from ram.quantizer import predicted_bytes, quantize
+    m, tok, cfg = load(model_id, return_config=True)
+    pred = None
+    if configs is not None:
+        pred = predicted_bytes(m, configs)
+        quantize(m, configs, cfg)
+    wins, idx = windows(toks, proto)
+    tab = score_windows(m, wins, desc=desc)
+    return corpus_ppl(tab), float(np.median(tab.ppl)), pred, tab.nll.tolist()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model', default='reference'); p.add_argument('--n', type=int, default=32)
+    p.add_argument('--length', type=int, default=2048); p.add_argument('--configs', nargs='+', default=['3b-g64', '4b-g64', '8b-g64'])
+    p.add_argument('--mode', default='weight'); p.add_argument('--sweep', type=int, default=0); p.add_argument('--sweep-n', type=int, default=16)
+    p.add_argument('--out', default='runs/ram_vs_uniform.json')
+    a = p.parse_args()
+    from ram.blas import ensure_fast_blas
+    ensure_fast_blas()
+    from ram.allocator import achievable_range, plan_budgets
+    from ram.core import QuantConfig
+    from ram.evaluate import corpus_tokens, get_protocol
+    from ram.models import load
+    from ram.profiler import cached_profile
+    from ram.quantizer import uniform_configs
+    t0 = time.perf_counter()
+    prof, ppath = cached_profile(a.model, modes=('weight', 'activation') if a.mode == 'activation' else ('weight',))
+    print(f'profile: {ppath} ({time.perf_counter() - t0:.1f} s)')
+    m, tok = load(a.model)
+    toks = corpus_tokens(tok)
+    proto = get_protocol('paper', a.n, a.length, 42)
+    res = {'model': a.model, 'protocol': proto.to_dict(), 'mode': a.mode, 'rows': [], 'sweep': []}
+    base_ppl, base_med, _, _ = score(a.model, None, toks, proto, 'unquantized')
+    res['unquantized'] = {'ppl': base_ppl, 'median': base_med}
+    for name in a.configs:
+        c = QuantConfig.parse(name)
+        ucfg = uniform_configs(m, c)
+        u_ppl, u_med, u_bytes, _ = score(a.model, ucfg, toks, proto, f'uniform {name}')
+        (plan,) = plan_budgets(prof, [u_bytes], mode=a.mode)
+        assert plan.total_bytes <= u_bytes
+        r_ppl, r_med, r_bytes, _ = score(a.model, plan.configs(), toks, proto, f'RAM @ {name} bytes')
+        assert r_bytes == plan.total_bytes, (r_bytes, plan.total_bytes)
+        rec = (u_ppl - r_ppl) / (u_ppl - base_ppl) if u_ppl != base_ppl else float('nan')
+        res['rows'].append({'config': name, 'uniform_bytes': u_bytes, 'uniform_ppl': u_ppl, 'uniform_median': u_med,
+                            'ram_bytes': r_bytes, 'ram_ppl': r_ppl, 'ram_median': r_med, 'recovered': rec,
+                            'ram_gap_pct': 100 * plan.gap / plan.total_D if plan.total_D else 0.0})
+    print(f'\n{a.model}: WikiText-2 test, {proto.n} x {proto.length} tokens, seed {proto.seed}; RAM mode {a.mode}')
+    print(f"{'condition':<22}{'bytes':>14}{'GB':>9}{'corpus PPL':>12}{'median PPL':>12}")
+    print(f"{'unquantized (fp32)':<22}{'':>14}{'':>9}{base_ppl:>12.3f}{base_med:>12.3f}")
+    for r in res['rows']:
+        print(f"{'uniform ' + r['config']:<22}{r['uniform_bytes']:>14,}{r['uniform_bytes'] / 1e9:>9.4f}{r['uniform_ppl']:>12.3f}{r['uniform_median']:>12.3f}")
+        print(f"{'RAM @ same bytes':<22}{r['ram_bytes']:>14,}{r['ram_bytes'] / 1e9:>9.4f}{r['ram_ppl']:>12.3f}{r['ram_median']:>12.3f}"
+              f"   recovers {100 * r['recovered']:.1f}% of the gap (allocator gap {r['ram_gap_pct']:.4f}%)")
+    if a.sweep:
+        lo, hi = achievable_range(prof.allocation_table(a.mode), prof.meta['fixed_bytes'])
+        budgets = [int(lo + (hi - lo) * k / (a.sweep - 1)) for k in range(a.sweep)]
+        sproto = get_protocol('paper', a.sweep_n, a.length, 42)
+        plans = plan_budgets(prof, budgets, mode=a.mode)
+        print(f"\nRD sweep, {sproto.n} x {sproto.length} tokens\n{'budget bytes':>14}{'GB':>9}{'bpw':>7}{'pred. D':>12}{'corpus PPL':>12}{'median PPL':>12}")
+        for b, plan in zip(budgets, plans):
+            ppl, med, _, _ = score(a.model, plan.configs(), toks, sproto, f'sweep {b / 1e9:.4f} GB')
+            res['sweep'].append({'budget': b, 'bytes': plan.total_bytes, 'bpw': plan.bpw, 'D': plan.total_D, 'ppl': ppl, 'median': med})
+            print(f'{plan.total_bytes:>14,}{plan.total_bytes / 1e9:>9.4f}{plan.bpw:>7.3f}{plan.total_D:>12.5g}{ppl:>12.3f}{med:>12.3f}', flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    print(f'written: {a.out}')
+
+
+if __name__ == '__main__':
+    main()
