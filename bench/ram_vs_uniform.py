@@ -35,6 +35,8 @@ def main():
     p.add_argument('--model', default='reference'); p.add_argument('--n', type=int, default=32)
     p.add_argument('--length', type=int, default=2048); p.add_argument('--configs', nargs='+', default=['3b-g64', '4b-g64', '8b-g64'])
     p.add_argument('--mode', default='weight'); p.add_argument('--sweep', type=int, default=0); p.add_argument('--sweep-n', type=int, default=16)
+    p.add_argument('--alpha', action='store_true', help='calibrate a loss slope per tensor (ram profile --alpha)')
+    p.add_argument('--calib-n', type=int, default=4); p.add_argument('--calib-length', type=int, default=512)
     p.add_argument('--out', default='runs/ram_vs_uniform.json')
     a = p.parse_args()
     from ram.blas import ensure_fast_blas
@@ -46,12 +48,13 @@ def main():
     from ram.profiler import cached_profile
     from ram.quantizer import uniform_configs
     t0 = time.perf_counter()
-    prof, ppath = cached_profile(a.model, modes=('weight', 'activation') if a.mode == 'activation' else ('weight',))
+    prof, ppath = cached_profile(a.model, modes=('weight', 'activation') if a.mode == 'activation' else ('weight',),
+                                 alpha=a.alpha, calib_n=a.calib_n, calib_length=a.calib_length)
     print(f'profile: {ppath} ({time.perf_counter() - t0:.1f} s)')
     m, tok = load(a.model)
     toks = corpus_tokens(tok)
     proto = get_protocol('paper', a.n, a.length, 42)
-    res = {'model': a.model, 'protocol': proto.to_dict(), 'mode': a.mode, 'rows': [], 'sweep': []}
+    res = {'model': a.model, 'protocol': proto.to_dict(), 'mode': a.mode, 'alpha': a.alpha, 'profile': str(ppath), 'rows': [], 'sweep': []}
     base_ppl, base_med, _, _ = score(a.model, None, toks, proto, 'unquantized')
     res['unquantized'] = {'ppl': base_ppl, 'median': base_med}
     for name in a.configs:
@@ -66,7 +69,8 @@ def main():
         res['rows'].append({'config': name, 'uniform_bytes': u_bytes, 'uniform_ppl': u_ppl, 'uniform_median': u_med,
                             'ram_bytes': r_bytes, 'ram_ppl': r_ppl, 'ram_median': r_med, 'recovered': rec,
                             'ram_gap_pct': 100 * plan.gap / plan.total_D if plan.total_D else 0.0})
-    print(f'\n{a.model}: WikiText-2 test, {proto.n} x {proto.length} tokens, seed {proto.seed}; RAM mode {a.mode}')
+    print(f'\n{a.model}: WikiText-2 test, {proto.n} x {proto.length} tokens, seed {proto.seed}; RAM mode {a.mode}, '
+          f'alpha {"calibrated" if a.alpha else "1 (data-free)"}')
     print(f"{'condition':<22}{'bytes':>14}{'GB':>9}{'corpus PPL':>12}{'median PPL':>12}")
     print(f"{'unquantized (fp32)':<22}{'':>14}{'':>9}{base_ppl:>12.3f}{base_med:>12.3f}")
     for r in res['rows']:

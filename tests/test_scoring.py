@@ -38,3 +38,20 @@ def test_fast_attention_and_loss_match_mlx_on_a_model():
     slow = score_windows(tiny_model(seed=4), wins, fast=False, progress=False)
     fast = score_windows(tiny_model(seed=4), wins, fast=True, progress=False)
     np.testing.assert_allclose(fast.nll.values, slow.nll.values, rtol=1e-5)
+
+
+def test_dequantized_weights_are_exactly_scale_q_plus_bias():
+    "Scales are cast to fp32 before dequantizing: no extra bf16 rounding of the weights."
+    import mlx.core as mx
+    import mlx.nn as nn
+    from ram.evaluate import to_fp32
+    m = tiny_model(seed=2)
+    m.set_dtype(mx.bfloat16)
+    nn.quantize(m, group_size=64, bits=4)
+    l = m.model.layers[0].mlp.down_proj
+    exact = mx.dequantize(l.weight, l.scales.astype(mx.float32), l.biases.astype(mx.float32), group_size=64, bits=4)
+    rounded = mx.dequantize(l.weight, l.scales, l.biases, group_size=64, bits=4).astype(mx.float32)
+    mx.eval(exact, rounded)
+    assert not mx.array_equal(exact, rounded)  # the trap is real
+    to_fp32(m)
+    assert mx.array_equal(m.model.layers[0].mlp.down_proj.weight, exact)
