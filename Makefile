@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ram-installed
 # the real BLAS to preload (empty where none is found); see ram/blas.py
 BLAS = $(shell $(BIN)/python -c "from ram.blas import find_openblas; print(find_openblas() or '')" 2>/dev/null)
-RUN = LD_PRELOAD="$(BLAS)" RAM_BLAS_CHECKED=1
+RUN = LD_PRELOAD="$(BLAS)$(if $(LD_PRELOAD),:$(LD_PRELOAD),)" RAM_BLAS_CHECKED=1
 
 .PHONY: setup reproduce test test-slow check-readme check-clean check-export nbtest pytest bench clean-venv
 

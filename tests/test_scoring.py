@@ -55,3 +55,21 @@ def test_dequantized_weights_are_exactly_scale_q_plus_bias():
     assert not mx.array_equal(exact, rounded)  # the trap is real
     to_fp32(m)
     assert mx.array_equal(m.model.layers[0].mlp.down_proj.weight, exact)
+
+
+@pytest.mark.parametrize('bits,group', [(3, 32), (4, 64)])
+def test_fp32_path_matches_quantized_forward_with_bf16_scales(bits, group):
+    "The shipping case: a bfloat16 model quantized with bfloat16 scales, scored in fp32 either way."
+    import mlx.core as mx
+    import mlx.nn as nn
+    wins = np.random.default_rng(bits).integers(0, 512, size=(2, 97)).astype(np.int32)
+
+    def model():
+        m = tiny_model(seed=bits)
+        m.set_dtype(mx.bfloat16)
+        nn.quantize(m, group_size=group, bits=bits)
+        m.set_dtype(mx.float32)  # scales exactly in fp32; the layers stay quantized
+        return m
+    q = score_windows(model(), wins, fp32=False, fast=False, progress=False)
+    f = score_windows(model(), wins, fp32=True, progress=False)
+    np.testing.assert_allclose(f.nll.values, q.nll.values, rtol=1e-3)

@@ -17,6 +17,11 @@ def test_cli_help():
     assert '--protocol' in out.stdout and 'reference' in out.stdout
 
 
-def test_cli_bad_config_is_a_clear_error():
+def test_cli_bad_config_is_a_clear_error(tmp_path, capsys):
     from ram.cli import main
-    assert main(['reproduce', '--config', '7b-g64', '--model', '/nonexistent']) == 1
+    from ram.models import save_tiny_model
+    save_tiny_model(tmp_path / 'tiny')
+    assert main(['reproduce', '--config', '7b-g64', '--model', str(tmp_path / 'tiny')]) == 1
+    assert 'affine bits must be one of' in capsys.readouterr().err
+    assert main(['reproduce', '--model', str(tmp_path / 'missing')]) == 1
+    assert 'no model folder' in capsys.readouterr().err
