@@ -5,7 +5,8 @@
 Baseline: `mlx_lm.perplexity.eval_ppl` on the quantized model (mlx-lm's perplexity path).
 RAM: `ram.evaluate.score_windows` (dequantize to fp32, score on a real BLAS), timed with and
 without the one-off dequantization, and once more in a child process on MLX's bundled
-reference BLAS (RAM_BLAS=none) to show what the BLAS alone is worth. Prints tokens/s and ratios.
+reference BLAS (RAM_BLAS=none) to show what the BLAS alone is worth, and once with MLX's own attention
+and loss instead of the numpy ones (what that swap is worth). Prints tokens/s and ratios.
 """
 import argparse, json, os, subprocess, sys, time
 
@@ -24,7 +25,7 @@ def _score_child(args):
     quantize(model, QuantConfig.parse(args.config))
     wins, _ = windows(corpus_tokens(tok), get_protocol('paper', args.n, args.length, 42))
     t0 = time.perf_counter(); to_fp32(model); t_conv = time.perf_counter() - t0
-    t0 = time.perf_counter(); tab = score_windows(model, wins, fp32=False, progress=False); t = time.perf_counter() - t0
+    t0 = time.perf_counter(); tab = score_windows(model, wins, fp32=False, fast=not args.mlx_attention, progress=False); t = time.perf_counter() - t0
     print(json.dumps({'seconds': t, 'convert_seconds': t_conv, 'nll': tab.nll.tolist(), 'blas': blas_in_use()}))
 
 
@@ -33,6 +34,7 @@ def main():
     p.add_argument('--model', default='reference'); p.add_argument('--config', default='4b-g64')
     p.add_argument('--n', type=int, default=2); p.add_argument('--length', type=int, default=2048)
     p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    p.add_argument('--mlx-attention', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child: return _score_child(args)
     from ram.blas import ensure_fast_blas
@@ -51,17 +53,18 @@ def main():
     t0 = time.perf_counter(); base_ppl, _ = eval_ppl(model, mx.array(wins), batch_size=1); t_base = time.perf_counter() - t0
     del model
     runs = {}
-    for label, extra in [('openblas', {}), ('reference BLAS', {'RAM_BLAS': 'none', 'LD_PRELOAD': ''})]:
+    for label, extra, flags in [('openblas', {}, []), ('openblas, MLX attention+loss', {}, ['--mlx-attention']),
+                                ('reference BLAS', {'RAM_BLAS': 'none', 'LD_PRELOAD': ''}, [])]:
         env = dict(os.environ, **extra)
         out = subprocess.run([sys.executable, __file__, '--child', '--model', args.model, '--config', args.config,
-                              '--n', str(args.n), '--length', str(args.length)], env=env, capture_output=True, text=True)
+                              '--n', str(args.n), '--length', str(args.length), *flags], env=env, capture_output=True, text=True)
         if out.returncode: sys.exit(out.stderr)
         runs[label] = json.loads(out.stdout.strip().splitlines()[-1])
     ram_ppl = float(np.exp(np.sum(runs['openblas']['nll']) / ntok))
     print(f"\n{'path':<52}{'seconds':>9}{'tokens/s':>10}{'x mlx-lm':>10}")
     print(f"{'mlx-lm eval_ppl, quantized forward (baseline)':<52}{t_base:>9.1f}{ntok / t_base:>10.0f}{1:>10.2f}")
     for label, r in runs.items():
-        print(f"{'RAM fp32 scorer, ' + label + ' (' + os.path.basename(r['blas']) + ')':<52}{r['seconds']:>9.1f}{ntok / r['seconds']:>10.0f}{t_base / r['seconds']:>10.2f}")
+        print(f"{'RAM fp32, ' + label + ' (' + os.path.basename(r['blas']) + ')':<52}{r['seconds']:>9.1f}{ntok / r['seconds']:>10.0f}{t_base / r['seconds']:>10.2f}")
         tot = r['seconds'] + r['convert_seconds']
         print(f"{'  same, dequantization included':<52}{tot:>9.1f}{ntok / tot:>10.0f}{t_base / tot:>10.2f}")
     print(f'\nPPL on these windows: mlx-lm path {base_ppl:.4f} (activations in the model dtype), RAM fp32 {ram_ppl:.4f}')
