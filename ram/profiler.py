@@ -14,10 +14,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pandas as pd
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_unflatten
 from tqdm.auto import tqdm
 
-from .core import KEEP, PROFILE_SCHEMA, Profile, QuantConfig, model_hash, provenance, tensor_bytes
+from .core import KEEP, Profile, QuantConfig, model_hash, provenance, tensor_bytes
 from .models import TensorInfo, fixed_bytes, load, parameter_count, quantizable_tensors
 
 # %% auto #0

@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import shutil
 import struct
 from pathlib import Path
 from typing import Mapping
