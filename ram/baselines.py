@@ -217,12 +217,12 @@ def _meta(m, path, profile, dtype, model) -> dict:
 
 
 def ram_v1_plan(model='reference', seed: int = 0, profile: Profile | None = None, normalize: str = 'rank',
-                dtype: str | None = None, progress: bool = False, scores: pd.DataFrame | None = None) -> Plan:
-    "RAM v1's plan for `model` (no budget); `d`/`D` from `profile` when given; `scores` reuses a `ram_v1_scores` table."
+                dtype: str | None = None, progress: bool = False, scores: pd.DataFrame | None = None, stats: dict | None = None) -> Plan:
+    "RAM v1's plan for `model` (no budget); `d`/`D` from `profile` when given; `scores` reuses a `ram_v1_scores` table; `stats` gets the timing."
     dtype = dtype or (profile.meta.get('dtype', 'bfloat16') if profile is not None else 'bfloat16')
     t0 = time.perf_counter()
     sc = ram_v1_scores(model, seed, normalize, dtype, progress=progress) if scores is None else scores
-    secs = time.perf_counter() - t0
+    if stats is not None: stats['score_seconds'] = round(time.perf_counter() - t0, 3)
     m, path, _ = _open(model)
     cfgs = {r.tensor: QuantConfig.parse(r.config) for r in sc.itertuples(index=False)}
     shapes = dict(zip(sc.tensor, sc['shape'].map(_shape)))
@@ -232,7 +232,7 @@ def ram_v1_plan(model='reference', seed: int = 0, profile: Profile | None = None
     fb = sc[sc.reason.str.startswith('fallback')]
     extra = {'profile_settings': meta['settings'], 'd_from_profile': filled, 'seed': seed, 'normalize': normalize,
              'weights': RAM_V1_WEIGHTS, 'thresholds': {'keep': 0.90, '8b-g64': 0.65, '2b-g32': 0.10, 'else': RAM_V1_DEFAULT.name},
-             'fallbacks': dict(zip(fb.tensor, fb.rule + ' -> ' + fb.config)), 'score_seconds': round(secs, 3)}
+             'fallbacks': dict(zip(fb.tensor, fb.rule + ' -> ' + fb.config))}
     return Plan('RAM v1', meta['model'], tensors, fixed_bytes(m, dtype), parameter_count(m), '', None, meta['model_hash'], 'weight',
                 extra=extra)
 
@@ -276,7 +276,7 @@ def dynamic_levels(ts, target_bpw: float, fixed: int, n: int, dtype: str = 'bflo
 
 def dynamic_plan(model='reference', target_bpw: float = 5.0, low=None, high=None, calib_n: int = 8, calib_length: int = 256,
                  seed: int = 0, profile: Profile | None = None, batch_size: int = 4, dtype: str = 'bfloat16',
-                 sensitivities: Mapping[str, float] | None = None) -> Plan:
+                 sensitivities: Mapping[str, float] | None = None, stats: dict | None = None) -> Plan:
     """mlx-lm dynamic's two-level plan at `target_bpw` (our bpw), sensitivities from our calibration windows; `d`/`D` from `profile`.
     `low`/`high` ((bits, group) or '4b-g64'): None picks `dynamic_levels`; `sensitivities` must have been measured at the same levels.
     A module passed as `model` (with `sensitivities`) is cast in place; a name or folder is loaded here."""
@@ -314,8 +314,8 @@ def dynamic_plan(model='reference', target_bpw: float = 5.0, low=None, high=None
     extra = {'profile_settings': meta['settings'], 'd_from_profile': filled, 'target_bpw': float(target_bpw),
              'low': lo.name, 'high': hi.name, 'levels': 'given' if auto is None else 'mlx-lm defaults' if (lo, hi) == auto == MLX_LM_LEVELS else 'straddling the target', 'threshold': float(thr), 'seed': seed, 'batch_size': batch_size,
              'calibration': None if wins is None else {'n': calib_n, 'length': calib_length, 'source': 'ram.profiler.calibration_windows'},
-             'sensitivities': {k: float(v) for k, v in sorted(sensitivities.items())},
-             'seconds': {'sensitivities': round(t1 - t0, 3), 'threshold': round(t2 - t1, 3)}}
+             'sensitivities': {k: float(v) for k, v in sorted(sensitivities.items())}}
+    if stats is not None: stats.update(sensitivity_seconds=round(t1 - t0, 3), threshold_seconds=round(t2 - t1, 3))
     return Plan('mlx-lm dynamic', meta['model'], tensors, fixed, n, f'{target_bpw:g}bpw', None, meta['model_hash'], 'weight', extra=extra)
 
 # %% ../nbs/07_baselines.ipynb #e28de7b4

@@ -6,7 +6,7 @@ import ram
 
 def test_every_module_imports():
     names = [m.name for m in pkgutil.iter_modules(ram.__path__) if not m.name.startswith('_')]
-    assert {'core', 'blas', 'models', 'quantizer', 'evaluate', 'cli'} <= set(names)
+    assert {'core', 'blas', 'models', 'profiler', 'allocator', 'quantizer', 'metrics', 'evaluate', 'baselines', 'reproduce', 'cli'} <= set(names)
     for n in names: importlib.import_module(f'ram.{n}')
 
 
@@ -17,11 +17,11 @@ def test_cli_help():
     assert '--protocol' in out.stdout and 'reference' in out.stdout
 
 
-def test_cli_bad_config_is_a_clear_error(tmp_path, capsys):
+def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
     from ram.cli import main
-    from ram.models import save_tiny_model
-    save_tiny_model(tmp_path / 'tiny')
-    assert main(['reproduce', '--config', '7b-g64', '--model', str(tmp_path / 'tiny')]) == 1
-    assert 'affine bits must be one of' in capsys.readouterr().err
-    assert main(['reproduce', '--model', str(tmp_path / 'missing')]) == 1
+    assert main(['ppl', str(tmp_path / 'missing')]) == 1
     assert 'no model folder' in capsys.readouterr().err
+    assert main(['eval', str(tmp_path / 'missing'), '--limit', '1']) == 1
+    assert 'no model folder' in capsys.readouterr().err
+    assert main(['reproduce', '--dry-run', '--templates', str(tmp_path)]) == 1
+    assert 'robustness.ipynb not found' in capsys.readouterr().err
