@@ -1,6 +1,7 @@
 # RAM: two commands on a fresh machine.
 #   make reproduce   set up, then run the main job on the reference model
-#   make test        set up, then check notebooks/library sync, nbdev_test, pytest
+#   make test        set up, then check notebooks/library sync, nbdev_test, pytest (incl. the docs site)
+#   make docs        build the docs site from the notebooks -> docs/_build/html/index.html
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,16 +11,21 @@ STAMP := $(VENV)/.ram-installed
 BLAS = $(shell $(BIN)/python -c "from ram.blas import find_openblas; print(find_openblas() or '')" 2>/dev/null)
 RUN = LD_PRELOAD="$(BLAS)$(if $(LD_PRELOAD),:$(LD_PRELOAD),)" RAM_BLAS_CHECKED=1
 
-.PHONY: setup reproduce test test-slow check-readme check-clean check-export nbtest pytest bench clean-venv
+.PHONY: setup docs reproduce test test-slow check-readme check-clean check-export nbtest pytest bench clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): settings.ini setup.py tools/setup-blas.sh
+$(STAMP): settings.ini setup.py tools/setup-blas.sh tools/setup-chromium.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	bash tools/setup-blas.sh
+	bash tools/setup-chromium.sh
 	touch $(STAMP)
+
+# Sphinx + myst-nb + PyData theme (no Quarto needed; see docs/README.md); nbdev_docs still works with Quarto
+docs: setup
+	$(BIN)/python tools/docs.py
 
 reproduce: setup
 	$(RUN) $(BIN)/ram reproduce

@@ -1,0 +1,102 @@
+"""Build the docs site (`make docs`) and open it in headless Chromium: the index, a module page and the
+teaching pages render with their code, tables and figures. Screenshots go to runs/docs/."""
+import json, os, re, shutil, subprocess, sys, tempfile, time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tools'))
+import docs  # tools/docs.py
+
+SHOTS = ROOT / 'runs' / 'docs'
+FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync',
+         '--disable-dev-shm-usage', '--hide-scrollbars', '--window-size=1280,1800']
+
+
+def _chromium() -> str | None:
+    for b in ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'):
+        if shutil.which(b): return shutil.which(b)
+    return None
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    t = time.perf_counter()
+    index = docs.build(tmp_path_factory.mktemp('site') / 'html')
+    print(f'docs build: {time.perf_counter() - t:.1f} s')
+    return index.parent
+
+
+@pytest.fixture(scope='module')
+def browser():
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get('CI'): pytest.fail('no Chromium under CI: tools/setup-chromium.sh should have installed it')
+        pytest.skip('no Chromium (tools/setup-chromium.sh installs Debian chromium where apt-get exists)')
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def open_page(page: Path, shot: str) -> str:
+        "The DOM of `page` after its scripts ran; a screenshot of it saved as runs/docs/`shot`."
+        with tempfile.TemporaryDirectory() as profile:
+            base = [exe, *FLAGS, f'--user-data-dir={profile}']
+            dom = subprocess.run(base + ['--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120)
+            assert dom.returncode == 0, dom.stderr[-2000:]
+            out = SHOTS / shot
+            out.unlink(missing_ok=True)
+            subprocess.run(base + [f'--screenshot={out}', page.as_uri()], capture_output=True, text=True, timeout=120)
+            assert out.exists() and out.stat().st_size > 10_000, f'no screenshot of {page}'
+        return dom.stdout
+    return open_page
+
+
+def test_every_notebook_is_a_chapter(site):
+    for rel in docs.notebooks():
+        assert (site / rel.with_suffix('.html')).exists(), f'{rel} has no page'
+
+
+def test_convert_honours_nbdev_directives():
+    nb = {'cells': [
+        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| default_exp core'},
+        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| export\nimport math\ndef f(x): return x\ndef _g(): pass\nclass C: pass'},
+        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| hide\nsecret = 1'},
+        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| echo: false\nshown_output()'},
+        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': 'f(1)'}], 'metadata': {}}
+    cells = docs.convert(nb, 'ram')['cells']
+    src = [c['source'] for c in cells]
+    assert '.. autofunction:: ram.core.f' in src[0] and '.. autoclass:: ram.core.C' in src[0] and '_g' not in src[0]
+    assert not any('secret' in s or '#|' in s for s in src)
+    assert cells[1]['metadata']['tags'] == ['remove-input'] and src[2] == 'f(1)'
+
+
+def test_index_renders(site, browser):
+    dom = browser(site / 'index.html', 'index.png')
+    assert 'Quick start' in dom
+    assert '<div class="highlight"><pre' in dom, 'no highlighted code block'
+    assert '<table' in dom, 'no table'
+    for rel in docs.notebooks():
+        if rel.name != 'index.ipynb': assert f'href="{rel.with_suffix(".html").as_posix()}' in dom, f'{rel} not linked'
+
+
+def test_module_page_renders(site, browser):
+    dom = browser(site / '00_core.html', 'module-core.png')
+    assert '<h1>Core' in dom
+    assert 'id="ram.core.QuantConfig"' in dom and 'id="ram.core.tensor_bytes"' in dom, 'API entries missing'
+    assert 'cell_input' in dom and '<div class="highlight"><pre' in dom and 'test_eq' in dom, 'example code missing'
+    assert '#| export' not in dom and '#| hide' not in dom
+
+
+def test_teaching_pages_render_figures(site, browser):
+    pages = [rel for rel in docs.notebooks() if rel.parts[0] == 'teach']
+    if not pages: pytest.skip('no teaching notebooks yet')
+    for rel in pages:
+        nb = json.loads((docs.NBS / rel).read_text())
+        kinds = {k for c in nb['cells'] for o in c.get('outputs', []) for k in o.get('data', {})}
+        dom = browser(site / rel.with_suffix('.html'), f'teach-{rel.stem}.png')
+        assert 'cell_input' in dom and '<div class="highlight"><pre' in dom, f'{rel}: no code'
+        if 'image/png' in kinds:
+            imgs = re.findall(r'<img[^>]+src="([^"]+\.png)"', dom)
+            assert imgs, f'{rel}: its figures are not on its page'
+            for src in imgs: assert (site / rel.parent / src).resolve().exists(), f'{rel}: {src} missing'
+        if 'text/html' in kinds: assert '<table' in dom, f'{rel}: its tables are not on its page'

@@ -1,0 +1,143 @@
+"""Build the documentation site from the notebooks, without Quarto: Sphinx + myst-nb + PyData theme.
+
+    python tools/docs.py            # -> docs/_build/html/index.html
+    python tools/docs.py --out DIR
+
+Every notebook under nbs/ (subfolders included, names starting with `_` or `.` excluded) becomes a
+chapter, rendered with its stored outputs (nothing is executed). nbdev directives are honoured the way
+`nbdev_docs` honours them: `#| hide` cells are dropped, `#| echo: false` hides a cell's source,
+`#| output: false` its outputs, and an `#| export` cell is replaced by the API documentation (autodoc)
+of the public names it defines, so a library notebook's page is that module's API page.
+The staged sources go to docs/_build/src; docs/conf.py configures Sphinx; docs/README.md says why.
+"""
+import argparse, ast, configparser, copy, json, re, shutil, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / 'nbs'
+BUILD = ROOT / 'docs' / '_build'
+_DIRECTIVE = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
+# subfolder of nbs/ -> caption of its part of the site; unknown subfolders get their titled name
+SECTIONS = {'': 'Library', 'teach': 'Teaching', 'paper': 'Paper'}
+ORDER = ['', 'teach', 'paper']
+
+
+def settings() -> configparser.SectionProxy:
+    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
+    return cfg['DEFAULT']
+
+
+def notebooks(nbs: Path = NBS) -> list[Path]:
+    "Every notebook under `nbs`, relative, skipping scratch (`_*`), hidden and checkpoint paths."
+    out = []
+    for p in sorted(nbs.rglob('*.ipynb')):
+        rel = p.relative_to(nbs)
+        if any(part.startswith(('_', '.')) for part in rel.parts): continue
+        out.append(rel)
+    return out
+
+
+def directives(src: str) -> tuple[dict, str]:
+    "Split the leading `#| key: value` lines of a cell from its code."
+    d, lines = {}, src.splitlines()
+    i = 0
+    while i < len(lines) and (not lines[i].strip() or _DIRECTIVE.match(lines[i])):
+        m = _DIRECTIVE.match(lines[i])
+        if m: d[m[1]] = m[2]
+        i += 1
+    return d, '\n'.join(lines[i:]).strip('\n')
+
+
+def _public_defs(code: str, module: str) -> list[tuple[str, str]]:
+    "(directive, qualified name) for each public function or class defined at the top of `code`."
+    try: tree = ast.parse(code)
+    except SyntaxError: return []
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith('_'):
+            out.append(('autofunction', f'{module}.{node.name}'))
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith('_'):
+            out.append(('autoclass', f'{module}.{node.name}'))
+    return out
+
+
+def _api_cell(defs) -> dict:
+    rst = '\n\n'.join(f'.. {kind}:: {name}' + ('\n   :members:\n   :undoc-members:' if kind == 'autoclass' else '')
+                      for kind, name in defs)
+    return {'cell_type': 'markdown', 'metadata': {}, 'source': f'```{{eval-rst}}\n{rst}\n```'}  # id set by convert
+
+
+def convert(nb: dict, lib_name: str) -> dict:
+    "A copy of notebook `nb` ready for myst-nb: directives stripped and honoured, exports as autodoc."
+    nb = copy.deepcopy(nb)
+    module, cells = None, []
+    for cell in nb['cells']:
+        if cell['cell_type'] != 'code': cells.append(cell); continue
+        d, code = directives(''.join(cell['source']))
+        if 'default_exp' in d: module = f'{lib_name}.{d["default_exp"]}'
+        if 'hide' in d or 'default_exp' in d: continue
+        if {'export', 'exports', 'exporti'} & d.keys():
+            if 'exports' in d: pass  # nbdev shows the source of `exports` cells
+            else:
+                defs = _public_defs(code, module) if module and 'exporti' not in d else []
+                if defs: cells.append(_api_cell(defs))
+                continue
+        tags = set(cell.get('metadata', {}).get('tags', []))
+        if d.get('echo') == 'false' or 'hide_input' in d: tags.add('remove-input')
+        if d.get('output') == 'false' or 'hide_output' in d: tags.add('remove-output')
+        if not code.strip() and not cell.get('outputs'): continue
+        cell = {**cell, 'source': code, 'metadata': {**cell.get('metadata', {}), 'tags': sorted(tags)}}
+        if not tags: cell['metadata'].pop('tags')
+        cells.append(cell)
+    for i, c in enumerate(cells): c.setdefault('id', f'cell-{i}')
+    nb['cells'] = cells
+    nb.setdefault('metadata', {}).setdefault('kernelspec', {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'})
+    return nb
+
+
+def _toctree(caption: str, docs: list[str]) -> str:
+    return '\n'.join(['```{toctree}', f':caption: {caption}', ':maxdepth: 1', ''] + docs + ['```'])
+
+
+def stage(src: Path, nbs: Path = NBS) -> dict[str, list[str]]:
+    "Write the Sphinx source tree into `src`: converted notebooks, the index with its toctrees, docs/README.md."
+    if src.exists(): shutil.rmtree(src)
+    src.mkdir(parents=True)
+    lib = settings().get('lib_name', 'ram')
+    parts: dict[str, list[str]] = {}
+    for rel in notebooks(nbs):
+        nb = convert(json.loads((nbs / rel).read_text()), lib)
+        out = src / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if rel == Path('index.ipynb'): index = nb; continue
+        out.write_text(json.dumps(nb, indent=1))
+        top = rel.parts[0] if len(rel.parts) > 1 else ''
+        parts.setdefault(top, []).append(rel.with_suffix('').as_posix())
+    shutil.copy(ROOT / 'docs' / 'README.md', src / 'about-docs.md')
+    order = ORDER + sorted(k for k in parts if k not in ORDER)
+    trees = [_toctree(SECTIONS.get(k, k.replace('_', ' ').title()), parts[k]) for k in order if k in parts]
+    trees.append(_toctree('About', ['about-docs']))
+    index['cells'].append({'cell_type': 'markdown', 'id': 'toctree', 'metadata': {}, 'source': '\n\n'.join(trees)})
+    (src / 'index.ipynb').write_text(json.dumps(index, indent=1))
+    return parts
+
+
+def build(out: Path | None = None, quiet: bool = True) -> Path:
+    "Stage and build the site; returns the path of its index.html."
+    out = Path(out) if out else BUILD / 'html'
+    src = BUILD / 'src'
+    stage(src)
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-c', str(ROOT / 'docs'), '-d', str(BUILD / 'doctrees'),
+           str(src), str(out)] + (['-q'] if quiet else [])
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return out / 'index.html'
+
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--out', type=Path, default=None, help='output folder (default docs/_build/html)')
+    ap.add_argument('-v', '--verbose', action='store_true')
+    a = ap.parse_args()
+    t = time.perf_counter()
+    index = build(a.out, quiet=not a.verbose)
+    print(f'docs: {index} ({time.perf_counter() - t:.1f} s)')
