@@ -100,3 +100,18 @@ def test_teaching_pages_render_figures(site, browser):
             assert imgs, f'{rel}: its figures are not on its page'
             for src in imgs: assert (site / rel.parent / src).resolve().exists(), f'{rel}: {src} missing'
         if 'text/html' in kinds: assert '<table' in dom, f'{rel}: its tables are not on its page'
+
+
+def test_any_notebook_under_nbs_becomes_a_chapter(tmp_path):
+    "New folders (nbs/paper/, nbs/teach/, anything) need no configuration; scratch notebooks stay out."
+    nbs = tmp_path / 'nbs'
+    md = lambda s: {'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': s}], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    for rel in ['index.ipynb', '00_core.ipynb', 'paper/robustness.ipynb', 'teach/01_x.ipynb', 'extra/more/y.ipynb',
+                '_scratch.ipynb', 'teach/.ipynb_checkpoints/01_x-checkpoint.ipynb']:
+        (nbs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (nbs / rel).write_text(json.dumps(md(f'# {rel}')))
+    parts = docs.stage(tmp_path / 'src', nbs)
+    assert parts == {'': ['00_core'], 'paper': ['paper/robustness'], 'teach': ['teach/01_x'], 'extra': ['extra/more/y']}
+    index = json.loads((tmp_path / 'src' / 'index.ipynb').read_text())['cells'][-1]['source']
+    assert index.index(':caption: Library') < index.index(':caption: Teaching') < index.index(':caption: Paper') < index.index(':caption: Extra')
+    assert not (tmp_path / 'src' / '_scratch.ipynb').exists()
