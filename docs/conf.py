@@ -35,3 +35,5 @@ html_theme_options = {
 }
 html_show_sourcelink = False
 suppress_warnings = ['mystnb.unknown_mime_type', 'myst.header']
+html_static_path = ['_static']
+html_css_files = ['ram.css']

@@ -113,5 +113,6 @@ def test_any_notebook_under_nbs_becomes_a_chapter(tmp_path):
     parts = docs.stage(tmp_path / 'src', nbs)
     assert parts == {'': ['00_core'], 'paper': ['paper/robustness'], 'teach': ['teach/01_x'], 'extra': ['extra/more/y']}
     index = json.loads((tmp_path / 'src' / 'index.ipynb').read_text())['cells'][-1]['source']
-    assert index.index(':caption: Library') < index.index(':caption: Teaching') < index.index(':caption: Paper') < index.index(':caption: Extra')
+    assert index.index('part-library') < index.index('part-teach') < index.index('part-paper') < index.index('part-extra')
+    assert 'teach/01_x' in (tmp_path / 'src' / 'part-teach.md').read_text()
     assert not (tmp_path / 'src' / '_scratch.ipynb').exists()

@@ -95,29 +95,43 @@ def convert(nb: dict, lib_name: str) -> dict:
     return nb
 
 
-def _toctree(caption: str, docs: list[str]) -> str:
-    return '\n'.join(['```{toctree}', f':caption: {caption}', ':maxdepth: 1', ''] + docs + ['```'])
+def _toctree(docs: list[str], caption: str = '', maxdepth: int = 1, hidden: bool = False) -> str:
+    opts = ([f':caption: {caption}'] if caption else []) + [f':maxdepth: {maxdepth}'] + ([':hidden:'] if hidden else [])
+    return '\n'.join(['```{toctree}', *opts, ''] + docs + ['```'])
+
+
+BLURBS = {'': 'One notebook per module: its prose, examples and tests, and the API of what it exports.',
+          'teach': 'Teaching notebooks: quantization and rate-distortion allocation from scratch, runnable on a laptop CPU.',
+          'paper': 'Parameterized templates, one per published table; `ram reproduce` executes them per model.'}
 
 
 def stage(src: Path, nbs: Path = NBS) -> dict[str, list[str]]:
-    "Write the Sphinx source tree into `src`: converted notebooks, the index with its toctrees, docs/README.md."
+    """Write the Sphinx source tree into `src`: converted notebooks, one landing page per part (the top-level
+    notebooks, then each subfolder of `nbs`), the index with its table of contents, docs/README.md."""
     if src.exists(): shutil.rmtree(src)
     src.mkdir(parents=True)
     lib = settings().get('lib_name', 'ram')
     parts: dict[str, list[str]] = {}
+    index = None
     for rel in notebooks(nbs):
         nb = convert(json.loads((nbs / rel).read_text()), lib)
+        if rel == Path('index.ipynb'): index = nb; continue
         out = src / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        if rel == Path('index.ipynb'): index = nb; continue
         out.write_text(json.dumps(nb, indent=1))
         top = rel.parts[0] if len(rel.parts) > 1 else ''
         parts.setdefault(top, []).append(rel.with_suffix('').as_posix())
+    if index is None: index = {'cells': [{'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': '# ' + settings()['title']}],
+                               'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
     shutil.copy(ROOT / 'docs' / 'README.md', src / 'about-docs.md')
-    order = ORDER + sorted(k for k in parts if k not in ORDER)
-    trees = [_toctree(SECTIONS.get(k, k.replace('_', ' ').title()), parts[k]) for k in order if k in parts]
-    trees.append(_toctree('About', ['about-docs']))
-    index['cells'].append({'cell_type': 'markdown', 'id': 'toctree', 'metadata': {}, 'source': '\n\n'.join(trees)})
+    pages = []
+    for k in ORDER + sorted(k for k in parts if k not in ORDER):
+        if k not in parts: continue
+        title, page = SECTIONS.get(k, k.replace('_', ' ').title()), f'part-{k or "library"}'
+        (src / f'{page}.md').write_text(f'# {title}\n\n{BLURBS.get(k, "")}\n\n' + _toctree(parts[k], maxdepth=1) + '\n')
+        pages.append(page)
+    index['cells'].append({'cell_type': 'markdown', 'id': 'toctree', 'metadata': {},
+                           'source': '## Contents\n\n' + _toctree(pages + ['about-docs'], maxdepth=2)})
     (src / 'index.ipynb').write_text(json.dumps(index, indent=1))
     return parts
 
