@@ -37,17 +37,26 @@ def browser():
         pytest.skip('no Chromium (tools/setup-chromium.sh installs Debian chromium where apt-get exists)')
     SHOTS.mkdir(parents=True, exist_ok=True)
 
+    # `make test` preloads OpenBLAS for MLX (LD_PRELOAD); inherited by Chromium it kills its zygote
+    env = {k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'}
+
+    def run(args, page: Path):
+        for attempt in range(2):   # one retry: a headless browser on a loaded machine may miss a start-up deadline
+            with tempfile.TemporaryDirectory() as profile:
+                r = subprocess.run([exe, *FLAGS, f'--user-data-dir={profile}', *args, page.as_uri()],
+                                   capture_output=True, text=True, timeout=120, env=env)
+            if r.returncode == 0: return r
+        raise AssertionError(f'chromium failed on {page} (exit {r.returncode}): {r.stderr[-2000:]}')
+
     def open_page(page: Path, shot: str) -> str:
         "The DOM of `page` after its scripts ran; a screenshot of it saved as runs/docs/`shot`."
-        with tempfile.TemporaryDirectory() as profile:
-            base = [exe, *FLAGS, f'--user-data-dir={profile}']
-            dom = subprocess.run(base + ['--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120)
-            assert dom.returncode == 0, dom.stderr[-2000:]
-            out = SHOTS / shot
-            out.unlink(missing_ok=True)
-            subprocess.run(base + [f'--screenshot={out}', page.as_uri()], capture_output=True, text=True, timeout=120)
-            assert out.exists() and out.stat().st_size > 10_000, f'no screenshot of {page}'
-        return dom.stdout
+        dom = run(['--dump-dom'], page).stdout
+        assert '</html>' in dom, f'empty DOM for {page}'
+        out = SHOTS / shot
+        out.unlink(missing_ok=True)
+        run([f'--screenshot={out}'], page)
+        assert out.exists() and out.stat().st_size > 10_000, f'no screenshot of {page}'
+        return dom
     return open_page
 
 
