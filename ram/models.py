@@ -28,15 +28,24 @@ from .core import KEEP, QuantConfig, atomic_folder, feasible_configs, tensor_byt
 __all__ = ['REFERENCE_PACKAGE', 'REFERENCE_VERSION', 'REFERENCE_WHEEL', 'REFERENCE_GGUF_MEMBER', 'REFERENCE_GGUF_SIZE',
            'REFERENCE_FOLDER_NAME', 'COMPLETE_FOLDER_FILES', 'REFERENCE_NAMES', 'REFERENCE_LABEL', 'tiny_config',
            'tiny_model', 'TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors', 'is_quantized',
-           'require_unquantized', 'parameter_count', 'fixed_bytes', 'tiny_tokenizer_files', 'save_tiny_model',
-           'cache_dir', 'fetch_reference_gguf', 'gguf_to_mlx_folder', 'reference_folder', 'resolve', 'local_path',
-           'load']
+           'require_unquantized', 'parameter_count', 'fixed_bytes', 'all_finite', 'tiny_tokenizer_files',
+           'save_tiny_model', 'save_random_model', 'cache_dir', 'fetch_reference_gguf', 'gguf_to_mlx_folder',
+           'reference_folder', 'resolve', 'local_path', 'load']
 
 # %% ../nbs/01_models.ipynb #4c6441fd
+_COMMON = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+               rms_norm_eps=1e-5, vocab_size=512)
 _TINY = {
-    'llama': dict(model_type='llama', hidden_size=64, num_hidden_layers=2, intermediate_size=128,
-                  num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5, vocab_size=512,
-                  tie_word_embeddings=True),
+    'llama': dict(model_type='llama', **_COMMON, tie_word_embeddings=True),
+    # MoE layouts of mlx-lm: experts stacked in one `SwitchLinear` per projection (`switch_mlp.*`), a router `gate`
+    'qwen3_moe': dict(model_type='qwen3_moe', **_COMMON, num_experts=4, num_experts_per_tok=2, decoder_sparse_step=1,
+                      mlp_only_layers=[], moe_intermediate_size=64, head_dim=16, rope_theta=1e6, tie_word_embeddings=False,
+                      max_position_embeddings=4096, norm_topk_prob=True),
+    'mixtral': dict(model_type='mixtral', **_COMMON, num_local_experts=4, num_experts_per_tok=2, tie_word_embeddings=False),
+    'glm4_moe': dict(model_type='glm4_moe', **_COMMON, max_position_embeddings=4096, moe_intermediate_size=64, norm_topk_prob=True,
+                     n_group=1, head_dim=16, topk_group=1, n_shared_experts=1, n_routed_experts=4, routed_scaling_factor=1.0,
+                     num_experts_per_tok=2, first_k_dense_replace=1, rope_theta=1e6, rope_scaling=None, use_qk_norm=True,
+                     tie_word_embeddings=False, attention_bias=False, partial_rotary_factor=0.5),
 }
 
 
@@ -137,6 +146,13 @@ def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
     return sum(v.size * (_itemsize(dtype) if mx.issubdtype(v.dtype, mx.floating) else v.itemsize)
                for k, v in tree_flatten(model.parameters()) if k not in q and not k.endswith(skip))
 
+
+def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> mx.array:
+    "Lazy scalar: whether `w` holds no NaN/Inf, checked in row blocks so the temporary is `block_bytes`, not the tensor's size."
+    w2 = w.reshape(-1, w.shape[-1]) if w.ndim > 1 else w.reshape(1, -1)
+    step = max(1, block_bytes // max(1, w2.shape[1] * w2.itemsize))
+    return mx.all(mx.stack([mx.all(mx.isfinite(w2[i:i + step])) for i in range(0, w2.shape[0], step)]))
+
 # %% ../nbs/01_models.ipynb #8666e891
 def tiny_tokenizer_files() -> dict[str, str]:
     "tokenizer.json and tokenizer_config.json of a byte-level tokenizer: 256 byte tokens plus `<|endoftext|>` (id 256)."
@@ -160,6 +176,53 @@ def save_tiny_model(folder, arch: str = 'llama', seed: int = 0, **overrides) -> 
     mx.save_safetensors(str(folder / 'model.safetensors'), dict(tree_flatten(model.parameters())), metadata={'format': 'mlx'})
     (folder / 'config.json').write_text(json.dumps({**tiny_config(arch, **overrides), 'torch_dtype': 'float32'}, indent=2))
     for name, text in tiny_tokenizer_files().items(): (folder / name).write_text(text)
+    return folder
+
+# %% ../nbs/01_models.ipynb #85b40032
+def _shard_names(n: int) -> list[str]:
+    return ['model.safetensors'] if n == 1 else [f'model-{i + 1:05d}-of-{n:05d}.safetensors' for i in range(n)]
+
+
+def _group_shards(sizes: list[tuple[str, int]], shard_bytes: int) -> list[list[str]]:
+    "Split (name, bytes) pairs, in order, into consecutive shards of at most `shard_bytes` (a bigger tensor gets its own)."
+    shards, size = [], 0
+    for k, n in sizes:
+        if not shards or size + n > shard_bytes: shards.append([]); size = 0
+        shards[-1].append(k); size += n
+    return shards
+
+
+def save_random_model(folder, config: dict, shard_bytes: int = 1 << 30, seed: int = 0, dtype: str = 'bfloat16') -> Path:
+    "Write a random model of `config` (a real architecture's config.json) in shards of at most `shard_bytes`, one shard in memory at a time."
+    from mlx_lm.utils import _get_classes
+    folder = Path(folder)
+    model_cls, args_cls = _get_classes(config)
+    lazy = model_cls(args_cls.from_dict(config))  # initializers stay unevaluated: no weight memory
+    params = sorted(((k, tuple(v.shape), v.dtype) for k, v in tree_flatten(lazy.parameters())), key=lambda p: _natural(p[0]))
+    del lazy
+    dt = getattr(mx, dtype)
+    shapes = {k: (s, d) for k, s, d in params}
+    shards = _group_shards([(k, math.prod(s) * (dt.size if mx.issubdtype(d, mx.floating) else d.size)) for k, s, d in params], shard_bytes)
+    files, wmap = _shard_names(len(shards)), {}
+    with atomic_folder(folder) as tmp:
+        for i, (names, fname) in enumerate(zip(shards, files)):
+            ws = {}
+            for j, k in enumerate(names):
+                s, d = shapes[k]
+                if not mx.issubdtype(d, mx.floating): ws[k] = mx.zeros(s, dtype=d)
+                elif len(s) == 1: ws[k] = mx.ones(s, dtype=dt) if k.endswith('norm.weight') else mx.zeros(s, dtype=dt)
+                else:
+                    key = mx.random.key(seed * 1_000_003 + params.index((k, s, d)))
+                    ws[k] = (mx.random.normal(s, dtype=dt, key=key) * (1 / math.sqrt(s[-1]))).astype(dt)
+                mx.eval(ws[k])
+            mx.save_safetensors(str(tmp / fname), ws, metadata={'format': 'mlx'})
+            wmap.update({k: fname for k in names})
+            del ws
+        total = sum(f.stat().st_size for f in tmp.glob('*.safetensors'))
+        if len(files) > 1:
+            (tmp / 'model.safetensors.index.json').write_text(json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4))
+        (tmp / 'config.json').write_text(json.dumps({**config, 'torch_dtype': dtype}, indent=2))
+        for name, text in tiny_tokenizer_files().items(): (tmp / name).write_text(text)
     return folder
 
 # %% ../nbs/01_models.ipynb #d6348fc1
