@@ -147,11 +147,11 @@ def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
                for k, v in tree_flatten(model.parameters()) if k not in q and not k.endswith(skip))
 
 
-def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> mx.array:
-    "Lazy scalar: whether `w` holds no NaN/Inf, checked in row blocks so the temporary is `block_bytes`, not the tensor's size."
+def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> bool:
+    "Whether `w` holds no NaN/Inf, evaluated one row block at a time so the temporaries stay within `block_bytes` (one lazy graph over all blocks would hold them all)."
     w2 = w.reshape(-1, w.shape[-1]) if w.ndim > 1 else w.reshape(1, -1)
     step = max(1, block_bytes // max(1, w2.shape[1] * w2.itemsize))
-    return mx.all(mx.stack([mx.all(mx.isfinite(w2[i:i + step])) for i in range(0, w2.shape[0], step)]))
+    return all(bool(mx.all(mx.isfinite(w2[i:i + step]))) for i in range(0, w2.shape[0], step))
 
 # %% ../nbs/01_models.ipynb #8666e891
 def tiny_tokenizer_files() -> dict[str, str]:

@@ -214,7 +214,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             continue
         w = mod.weight
         if not mx.issubdtype(w.dtype, mx.floating): raise ValueError(f'{t.name}: weight of dtype {w.dtype} is not a float tensor')
-        if not bool(all_finite(w)):
+        if not all_finite(w):
             raise ValueError(f'{t.name} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the checkpoint first.')
         cs = t.configs(extended)
         errs = tensor_errors(w, cs, dtype, chan.get(t.name))

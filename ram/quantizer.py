@@ -82,7 +82,8 @@ MAX_SHARD_BYTES = 5 << 30  # mlx-lm's largest shard
 
 def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donate: bool = False,
                  checks: Mapping[str, mx.array] | None = None) -> list[str]:
-    "Write `model`'s parameters into `folder` in shards of at most `shard_bytes`, evaluating one shard at a time; returns the file names."
+    """Write `model`'s parameters into `folder` in shards of at most `shard_bytes`, evaluating one module at a time; returns
+    the file names. `checks` maps module names to their source (pre-quantization) weights, checked for NaN/Inf."""
     from mlx_lm.utils import get_total_parameters
     folder = Path(folder)
     weights = dict(tree_flatten(model.parameters()))
@@ -97,10 +98,11 @@ def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donat
         by_module = {}
         for k in names: by_module.setdefault(k.rsplit('.', 1)[0], []).append(k)
         for mod, ks in by_module.items():  # one module at a time: evaluating a whole shard at once reads all its inputs first
-            ok = checks.pop(mod, None)
-            mx.eval([shard[k] for k in ks] + ([] if ok is None else [ok]))
-            if ok is not None and not bool(ok):
+            src = checks.pop(mod, None)
+            mx.eval([shard[k] for k in ks])
+            if src is not None and not all_finite(src):  # the source weight was read for the outputs just evaluated
                 raise ValueError(f'{mod} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the checkpoint first.')
+            del src
         mx.save_safetensors(str(folder / fname), shard, metadata={'format': 'mlx'})
         index['weight_map'].update({k: fname for k in names})
         del shard
@@ -177,7 +179,7 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
         raise ValueError(f'the plan was made for a model with hash {plan.model_hash[:12]}, but {model} hashes to '
                          f'{model_hash(path)[:12]} (other weights, e.g. a different fine-tune); pass force=True (CLI: --force) to apply it anyway')
     mods = dict(m.named_modules())
-    finite = {t.name: all_finite(mods[t.name].weight) for t in quantizable_tensors(m)}  # lazy: checked shard by shard
+    finite = {t.name: mods[t.name].weight for t in quantizable_tensors(m)}  # still lazy: checked as each module is written
     del mods
     m, qcfg = quantize(m, plan.configs(), cfg, dtype)
     save_model_folder(out, m, tok, qcfg, src=path, overwrite=overwrite, extra_files={'ram_plan.json': dumps(plan.to_dict())},
