@@ -81,9 +81,10 @@ MAX_SHARD_BYTES = 5 << 30  # mlx-lm's largest shard
 
 
 def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donate: bool = False,
-                 checks: Mapping[str, mx.array] | None = None) -> list[str]:
+                 checks: dict[str, mx.array] | None = None) -> list[str]:
     """Write `model`'s parameters into `folder` in shards of at most `shard_bytes`, evaluating one module at a time; returns
-    the file names. `checks` maps module names to their source (pre-quantization) weights, checked for NaN/Inf."""
+    the file names. `checks` maps module names to their source (pre-quantization) weights, checked for NaN/Inf and
+    removed from the mapping (the caller must hold no other reference, or every source stays in memory)."""
     from mlx_lm.utils import get_total_parameters
     folder = Path(folder)
     weights = dict(tree_flatten(model.parameters()))
@@ -91,7 +92,7 @@ def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donat
              'weight_map': {}}
     shards = _group_shards([(k, v.nbytes) for k, v in weights.items()], min(shard_bytes or MAX_SHARD_BYTES, MAX_SHARD_BYTES))
     if donate: model.update(tree_map(lambda _: mx.array([]), model.parameters()))
-    checks = dict(checks or {})
+    checks = checks if checks is not None else {}  # entries are removed as they are checked: a kept source would stay in memory
     files = _shard_names(len(shards))
     for names, fname in zip(shards, files):
         shard = {k: weights.pop(k) for k in names}
@@ -113,7 +114,7 @@ def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donat
 
 def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overwrite: bool = False,
                       extra_files: Mapping[str, str] | None = None, shard_bytes: int | None = None, donate: bool = False,
-                      checks: Mapping[str, mx.array] | None = None) -> Path:
+                      checks: dict[str, mx.array] | None = None) -> Path:
     "Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`, then rename it into place."
     from mlx_lm.utils import save_config
     out, src = Path(out).expanduser().resolve(), Path(src)
@@ -182,6 +183,7 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
     finite = {t.name: mods[t.name].weight for t in quantizable_tensors(m)}  # still lazy: checked as each module is written
     del mods
     m, qcfg = quantize(m, plan.configs(), cfg, dtype)
+    # save_weights empties `finite` as it goes, so each source weight is released once checked
     save_model_folder(out, m, tok, qcfg, src=path, overwrite=overwrite, extra_files={'ram_plan.json': dumps(plan.to_dict())},
                       shard_bytes=_input_shard_bytes(path), donate=True, checks=finite)
     actual = safetensors_payload(out)
