@@ -8,23 +8,26 @@ a fixed working set, whatever the number of shards.
     LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --layers 6 26 --ops quantize
     LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 --ops profile
 
-Measured (2 shared CPU cores, mlx 0.32.4 CPU, bf16 random weights; GB = 1e9 bytes):
+Measured (2 shared CPU cores, mlx 0.32.4 CPU, bf16 random weights, GB = 1e9 bytes; "before" = the code
+this benchmark replaced: eager `mlx_lm.load` for quantize, whole-tensor fp32 temporaries for profile):
 
 | model | layers | op | size (GB) | shards | largest shard (GB) | peak RSS (GB) | RSS / largest shard |
 |---|---|---|---|---|---|---|---|
 | qwen3-4b | 6 | load (mlx_lm.load, all weights) | 1.99 | 2 | 1.03 | 2.08 | 2.02 |
 | qwen3-4b | 26 | load (mlx_lm.load, all weights) | 6.03 | 6 | 1.06 | 6.12 | 5.75 |
-| qwen3-4b | 6 | quantize 4b-g64, before (eager load) | 1.99 | 2 | 1.03 | 2.10 | 2.04 |
-| qwen3-4b | 6 | quantize 4b-g64 | 1.99 | 2 | 1.03 | 1.78 | 1.72 |
-| qwen3-4b | 26 | quantize 4b-g64 | 6.03 | 6 | 1.06 | 1.78 | 1.67 |
-| qwen3-0.6b | 8 | quantize 4b-g64 | 0.56 | 2 | 0.31 | 0.78 | 2.50 |
-| qwen3-0.6b | 28 | quantize 4b-g64 | 1.19 | 5 | 0.31 | 0.78 | 2.51 |
-| qwen3-0.6b | 8 | profile, before (whole-tensor fp32 temporaries) | 0.56 | 2 | 0.31 | 5.46 | 17.54 |
-| qwen3-0.6b | 8 | profile | 0.56 | 2 | 0.31 | 0.81 | 2.61 |
-| qwen3-0.6b | 28 | profile | 1.19 | 5 | 0.31 | 0.81 | 2.62 |
+| qwen3-4b | 6 | quantize 4b-g64, before | 1.99 | 2 | 1.03 | 2.10 | 2.04 |
+| qwen3-4b | 6 | quantize 4b-g64 | 1.99 | 2 | 1.03 | 1.44 | 1.39 |
+| qwen3-4b | 26 | quantize 4b-g64 | 6.03 | 6 | 1.06 | 1.56 | 1.47 |
+| qwen3-0.6b | 8 | quantize 4b-g64 | 0.56 | 2 | 0.31 | 0.84 | 2.69 |
+| qwen3-0.6b | 28 | quantize 4b-g64 | 1.19 | 5 | 0.31 | 0.84 | 2.70 |
+| qwen3-0.6b | 8 | profile, before | 0.56 | 2 | 0.31 | 5.46 | 17.54 |
+| qwen3-0.6b | 8 | profile | 0.56 | 2 | 0.31 | 1.11 | 3.55 |
+| qwen3-0.6b | 28 | profile | 1.19 | 5 | 0.31 | 1.11 | 3.58 |
 
-The largest shard of these models is the embedding alone (151936 x hidden); peak RSS is about twice
-the largest tensor plus ~0.17 GB, the same for 2 and 6 shards.
+The largest shard of these models is the embedding alone (151936 x hidden). Peak RSS is the process's
+fixed part (~0.45 GB: Python, MLX, pandas, the tokenizer) plus the largest tensor plus ~0.3 GB of
+row-block temporaries; it does not grow with the number of shards. A profile of a several-GB model
+takes ~30 min of one core here (30M weight-configs/s), so profile figures use the 0.6B-shaped models.
 """
 import argparse, json, shutil, subprocess, sys, time
 from pathlib import Path
