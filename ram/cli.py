@@ -27,17 +27,18 @@ def cmd_reproduce(args):
 
 # %% ../nbs/09_cli.ipynb #fc10c8ff
 def cmd_profile(args):
-    from ram.profiler import cached_profile, profile
+    from ram.profiler import cached_profile, profile_to
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
     stats = {}
-    if args.out:
-        prof = profile(args.model, stats=stats, **settings)
-        path = prof.save(args.out)
+    if args.out:  # resumes from the checkpoint a stopped run left beside OUT
+        path = Path(args.out)
+        prof = profile_to(path, args.model, stats=stats, **settings)
     else: prof, path = cached_profile(args.model, stats=stats, **settings)
     t = prof.table
     print(f'profile: {t.tensor.nunique()} tensors, {len(t)} (tensor, config) rows, {int(t.vetoed.sum())} vetoed (SQNR < {args.veto_db} dB)')
     if stats:  # measured now, not reused from the cache
+        if stats.get('resumed'): print(f"resumed: {stats['resumed']} tensors measured by a stopped run were reused")
         print(f"profiling: {stats['seconds']:.1f} s for {stats['weight_configs'] / 1e6:.0f}M weight-configs "
               f"({stats['weight_configs'] / stats['seconds'] / 1e6:.1f}M weight-configs/s)")
     print(f'written: {path}')
@@ -226,7 +227,7 @@ def main(argv=None, reexec: bool = False):
         ensure_fast_blas(reexec=reexec)
     try:
         {'reproduce': cmd_reproduce, 'profile': cmd_profile, 'allocate': cmd_allocate, 'quantize': cmd_quantize, 'ppl': cmd_ppl, 'eval': cmd_eval}[args.cmd](args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
         print(f'ram {args.cmd}: error: {e}', file=sys.stderr)
         return 1
     return 0

@@ -257,6 +257,13 @@ def _write_atomic(path, text: str):
         tmp.unlink(missing_ok=True)
 
 
+def _pid_alive(pid) -> bool:
+    try: os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError): return False
+    except PermissionError: return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_folder(out, overwrite: bool = False):
     """Yield a temporary sibling of `out` to fill; when the block succeeds it becomes `out` by a rename, when it
@@ -264,6 +271,8 @@ def atomic_folder(out, overwrite: bool = False):
     out = Path(out)
     if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f'.{out.name}.tmp-*'):  # left by a killed run: remove it if that process is gone
+        if not _pid_alive(stale.name.rsplit('-', 1)[-1]): shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent / f'.{out.name}.tmp-{os.getpid()}'
     if tmp.exists(): shutil.rmtree(tmp)
     tmp.mkdir()

@@ -28,15 +28,24 @@ from .core import KEEP, QuantConfig, atomic_folder, feasible_configs, tensor_byt
 __all__ = ['REFERENCE_PACKAGE', 'REFERENCE_VERSION', 'REFERENCE_WHEEL', 'REFERENCE_GGUF_MEMBER', 'REFERENCE_GGUF_SIZE',
            'REFERENCE_FOLDER_NAME', 'COMPLETE_FOLDER_FILES', 'REFERENCE_NAMES', 'REFERENCE_LABEL', 'tiny_config',
            'tiny_model', 'TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors', 'is_quantized',
-           'require_unquantized', 'parameter_count', 'fixed_bytes', 'tiny_tokenizer_files', 'save_tiny_model',
-           'cache_dir', 'fetch_reference_gguf', 'gguf_to_mlx_folder', 'reference_folder', 'resolve', 'local_path',
-           'load']
+           'require_unquantized', 'parameter_count', 'fixed_bytes', 'all_finite', 'tiny_tokenizer_files',
+           'save_tiny_model', 'save_random_model', 'cache_dir', 'fetch_reference_gguf', 'gguf_to_mlx_folder',
+           'reference_folder', 'resolve', 'local_path', 'check_model_folder', 'load']
 
 # %% ../nbs/01_models.ipynb #4c6441fd
+_COMMON = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+               rms_norm_eps=1e-5, vocab_size=512)
 _TINY = {
-    'llama': dict(model_type='llama', hidden_size=64, num_hidden_layers=2, intermediate_size=128,
-                  num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5, vocab_size=512,
-                  tie_word_embeddings=True),
+    'llama': dict(model_type='llama', **_COMMON, tie_word_embeddings=True),
+    # MoE layouts of mlx-lm: experts stacked in one `SwitchLinear` per projection (`switch_mlp.*`), a router `gate`
+    'qwen3_moe': dict(model_type='qwen3_moe', **_COMMON, num_experts=4, num_experts_per_tok=2, decoder_sparse_step=1,
+                      mlp_only_layers=[], moe_intermediate_size=64, head_dim=16, rope_theta=1e6, tie_word_embeddings=False,
+                      max_position_embeddings=4096, norm_topk_prob=True),
+    'mixtral': dict(model_type='mixtral', **_COMMON, num_local_experts=4, num_experts_per_tok=2, tie_word_embeddings=False),
+    'glm4_moe': dict(model_type='glm4_moe', **_COMMON, max_position_embeddings=4096, moe_intermediate_size=64, norm_topk_prob=True,
+                     n_group=1, head_dim=16, topk_group=1, n_shared_experts=1, n_routed_experts=4, routed_scaling_factor=1.0,
+                     num_experts_per_tok=2, first_k_dense_replace=1, rope_theta=1e6, rope_scaling=None, use_qk_norm=True,
+                     tie_word_embeddings=False, attention_bias=False, partial_rotary_factor=0.5),
 }
 
 
@@ -137,6 +146,13 @@ def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
     return sum(v.size * (_itemsize(dtype) if mx.issubdtype(v.dtype, mx.floating) else v.itemsize)
                for k, v in tree_flatten(model.parameters()) if k not in q and not k.endswith(skip))
 
+
+def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> bool:
+    "Whether `w` holds no NaN/Inf, evaluated one row block at a time so the temporaries stay within `block_bytes` (one lazy graph over all blocks would hold them all)."
+    w2 = w.reshape(-1, w.shape[-1]) if w.ndim > 1 else w.reshape(1, -1)
+    step = max(1, block_bytes // max(1, w2.shape[1] * w2.itemsize))
+    return all(bool(mx.all(mx.isfinite(w2[i:i + step]))) for i in range(0, w2.shape[0], step))
+
 # %% ../nbs/01_models.ipynb #8666e891
 def tiny_tokenizer_files() -> dict[str, str]:
     "tokenizer.json and tokenizer_config.json of a byte-level tokenizer: 256 byte tokens plus `<|endoftext|>` (id 256)."
@@ -160,6 +176,53 @@ def save_tiny_model(folder, arch: str = 'llama', seed: int = 0, **overrides) -> 
     mx.save_safetensors(str(folder / 'model.safetensors'), dict(tree_flatten(model.parameters())), metadata={'format': 'mlx'})
     (folder / 'config.json').write_text(json.dumps({**tiny_config(arch, **overrides), 'torch_dtype': 'float32'}, indent=2))
     for name, text in tiny_tokenizer_files().items(): (folder / name).write_text(text)
+    return folder
+
+# %% ../nbs/01_models.ipynb #85b40032
+def _shard_names(n: int) -> list[str]:
+    return ['model.safetensors'] if n == 1 else [f'model-{i + 1:05d}-of-{n:05d}.safetensors' for i in range(n)]
+
+
+def _group_shards(sizes: list[tuple[str, int]], shard_bytes: int) -> list[list[str]]:
+    "Split (name, bytes) pairs, in order, into consecutive shards of at most `shard_bytes` (a bigger tensor gets its own)."
+    shards, size = [], 0
+    for k, n in sizes:
+        if not shards or size + n > shard_bytes: shards.append([]); size = 0
+        shards[-1].append(k); size += n
+    return shards
+
+
+def save_random_model(folder, config: dict, shard_bytes: int = 1 << 30, seed: int = 0, dtype: str = 'bfloat16') -> Path:
+    "Write a random model of `config` (a real architecture's config.json) in shards of at most `shard_bytes`, one shard in memory at a time."
+    from mlx_lm.utils import _get_classes
+    folder = Path(folder)
+    model_cls, args_cls = _get_classes(config)
+    lazy = model_cls(args_cls.from_dict(config))  # initializers stay unevaluated: no weight memory
+    params = sorted(((k, tuple(v.shape), v.dtype) for k, v in tree_flatten(lazy.parameters())), key=lambda p: _natural(p[0]))
+    del lazy
+    dt = getattr(mx, dtype)
+    shapes = {k: (s, d) for k, s, d in params}
+    shards = _group_shards([(k, math.prod(s) * (dt.size if mx.issubdtype(d, mx.floating) else d.size)) for k, s, d in params], shard_bytes)
+    files, wmap = _shard_names(len(shards)), {}
+    with atomic_folder(folder) as tmp:
+        for i, (names, fname) in enumerate(zip(shards, files)):
+            ws = {}
+            for j, k in enumerate(names):
+                s, d = shapes[k]
+                if not mx.issubdtype(d, mx.floating): ws[k] = mx.zeros(s, dtype=d)
+                elif len(s) == 1: ws[k] = mx.ones(s, dtype=dt) if k.endswith('norm.weight') else mx.zeros(s, dtype=dt)
+                else:
+                    key = mx.random.key(seed * 1_000_003 + params.index((k, s, d)))
+                    ws[k] = (mx.random.normal(s, dtype=dt, key=key) * (1 / math.sqrt(s[-1]))).astype(dt)
+                mx.eval(ws[k])
+            mx.save_safetensors(str(tmp / fname), ws, metadata={'format': 'mlx'})
+            wmap.update({k: fname for k in names})
+            del ws
+        total = sum(f.stat().st_size for f in tmp.glob('*.safetensors'))
+        if len(files) > 1:
+            (tmp / 'model.safetensors.index.json').write_text(json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4))
+        (tmp / 'config.json').write_text(json.dumps({**config, 'torch_dtype': dtype}, indent=2))
+        for name, text in tiny_tokenizer_files().items(): (tmp / name).write_text(text)
     return folder
 
 # %% ../nbs/01_models.ipynb #d6348fc1
@@ -539,9 +602,47 @@ def local_path(model) -> Path:
                                 'Without a hub connection, pass a local MLX folder or "reference".') from e
 
 
+def check_model_folder(path) -> Path:
+    """Check a model folder before any work, reading only headers: config.json parses and names a `model_type`, every
+    `*.safetensors` has a readable header whose tensors lie inside the file (a truncated copy fails here), and an index
+    names only shards that exist. Raises `ValueError` naming the file and what is wrong."""
+    import struct
+    path = Path(path)
+    try: cfg = json.loads((path / 'config.json').read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f'{path / "config.json"} is unreadable or not valid JSON ({e}); a model folder needs a config.json '
+                         'with at least "model_type"') from e
+    if not isinstance(cfg, dict) or 'model_type' not in cfg:
+        raise ValueError(f'{path / "config.json"} has no "model_type"; it must name an mlx-lm architecture such as "llama" or "qwen3_moe"')
+    for f in sorted(path.glob('*.safetensors')):
+        size = f.stat().st_size
+        try:
+            with open(f, 'rb') as fh:
+                head = fh.read(8)
+                if len(head) < 8: raise ValueError(f'{size} bytes, shorter than the 8-byte header length')
+                (n,) = struct.unpack('<Q', head)
+                if n > size - 8: raise ValueError(f'header of {n} bytes does not fit in a file of {size} bytes')
+                header = json.loads(fh.read(n))
+            end = max((v['data_offsets'][1] for k, v in header.items() if k != '__metadata__'), default=0)
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ValueError(f'{f} is not a valid safetensors file ({e}); re-download or re-convert it') from e
+        if 8 + n + end > size:
+            raise ValueError(f'{f} is truncated: its header describes {8 + n + end:,} bytes, the file has {size:,}; '
+                             're-download or re-convert it')
+    idx = path / 'model.safetensors.index.json'
+    if idx.exists():
+        try: wmap = json.loads(idx.read_text(encoding='utf-8'))['weight_map']
+        except (OSError, ValueError, KeyError, TypeError) as e: raise ValueError(f'{idx} is not a valid safetensors index ({e})') from e
+        missing = sorted({v for v in wmap.values() if not (path / v).is_file()})
+        if missing: raise ValueError(f'{idx} names shards that are not in {path}: {missing[:5]}')
+    return path
+
+
 def load(model='reference', lazy: bool = False, return_config: bool = False, return_path: bool = False):
-    "Load `model` with `mlx_lm.load`: returns (model, tokenizer[, config][, local path])."
+    "Load `model` with `mlx_lm.load` after `check_model_folder`: returns (model, tokenizer[, config][, local path])."
     import mlx_lm
-    src = local_path(model)
-    m, tok, cfg = mlx_lm.load(str(src), lazy=lazy, return_config=True)
+    src = check_model_folder(local_path(model))
+    try: m, tok, cfg = mlx_lm.load(str(src), lazy=lazy, return_config=True)
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise ValueError(f'mlx-lm cannot load {src}: {type(e).__name__}: {e}') from e
     return (m, tok) + ((cfg,) if return_config else ()) + ((src,) if return_path else ())

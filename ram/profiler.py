@@ -21,8 +21,9 @@ from .core import KEEP, Profile, QuantConfig, model_hash, provenance, tensor_byt
 from .models import TensorInfo, fixed_bytes, load, parameter_count, quantizable_tensors
 
 # %% auto #0
-__all__ = ['PRIORS', 'SQNR_CAP', 'MODES', 'PROFILER_VERSION', 'tensor_errors', 'prior', 'calibration_windows',
-           'input_channel_stats', 'calibrate_alpha', 'profile', 'profile_path', 'cached_profile']
+__all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
+           'calibration_windows', 'input_channel_stats', 'calibrate_alpha', 'profile', 'profile_path', 'partial_path',
+           'profile_to', 'cached_profile']
 
 # %% ../nbs/02_profiler.ipynb #7d7265e1
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -31,27 +32,33 @@ def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
     return mx.dequantize(*q, group_size=c.group_size, bits=c.bits, mode=c.mode)
 
 
+BLOCK_BYTES = 1 << 25  # fp32 bytes of the row block measured at once: bounds the working set for any tensor size
+
+
 def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfloat16',
-                  col_weight: mx.array | None = None) -> dict[QuantConfig, dict]:
+                  col_weight: mx.array | None = None, block_bytes: int = BLOCK_BYTES) -> dict[QuantConfig, dict]:
     "Relative squared error of `w` under each config: `{'weight': d}` plus `'activation'` when `col_weight` is given."
     if not mx.issubdtype(w.dtype, mx.floating):
         raise ValueError(f'weight of dtype {w.dtype} is not a float tensor (an already-quantized layer?); profile the full-precision checkpoint')
-    w32 = w.astype(mx.float32)
-    ws = w.astype(getattr(mx, dtype))
-    norm = mx.sum(w32 * w32)
-    if float(norm) == 0.0:  # an all-zero tensor: every config stores it exactly
-        return {c: {'weight': 0.0, **({'activation': 0.0} if col_weight is not None else {})} for c in configs}
-    if col_weight is not None:
-        s = col_weight.astype(mx.float32)
-        snorm = mx.sum(w32 * w32 * s)
-    out = {}
-    for c in configs:
-        e = mx.square(w32 - _deq(ws, c).astype(mx.float32))
-        r = {'weight': mx.sum(e) / norm}
-        if col_weight is not None: r['activation'] = mx.sum(e * s) / snorm
-        mx.eval(r)
-        out[c] = {k: float(v) for k, v in r.items()}
-    return out
+    w2 = w.reshape(-1, w.shape[-1])  # stacked experts (E, out, in) are rows too: groups run along the input axis
+    step = max(1, block_bytes // (4 * w2.shape[1]))
+    s = None if col_weight is None else col_weight.astype(mx.float32)
+    norm = snorm = 0.0
+    sums = {c: [0.0, 0.0] for c in configs}
+    for i in range(0, w2.shape[0], step):  # row blocks: quantization groups never cross rows, so the codes are the same
+        b32 = w2[i:i + step].astype(mx.float32)
+        bs = w2[i:i + step].astype(getattr(mx, dtype))
+        n = [mx.sum(b32 * b32)] + ([mx.sum(b32 * b32 * s)] if s is not None else [])
+        mx.eval(n)
+        norm += float(n[0]); snorm += float(n[-1])
+        for c in configs:
+            e = mx.square(b32 - _deq(bs, c).astype(mx.float32))
+            r = [mx.sum(e)] + ([mx.sum(e * s)] if s is not None else [])
+            mx.eval(r)
+            sums[c][0] += float(r[0]); sums[c][1] += float(r[-1])
+    if norm == 0.0:  # an all-zero tensor: every config stores it exactly
+        return {c: {'weight': 0.0, **({'activation': 0.0} if s is not None else {})} for c in configs}
+    return {c: {'weight': v[0] / norm, **({'activation': v[1] / snorm} if s is not None else {})} for c, v in sums.items()}
 
 # %% ../nbs/02_profiler.ipynb #77f550c5
 PRIORS = {'embedding': 10.0, 'lm_head': 10.0, 'router': 8.0, 'first_layer': 3.0, 'last_layer': 2.0, 'default': 1.0}
@@ -146,7 +153,8 @@ SQNR_CAP = 999.0  # dB reported for an exact (zero-error) config
 MODES = ('weight', 'activation')
 
 
-PROFILER_VERSION = 2  # bump when a change alters measured values, so cached profiles are not reused
+PROFILER_VERSION = 3  # bump when a change alters measured values, so cached profiles are not reused
+PARTIAL_SCHEMA = 'ram.profile-partial/1'
 
 
 def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed) -> dict:
@@ -155,21 +163,40 @@ def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto
             'veto_db': float(veto_db)}
 
 
+def _read_partial(path, key: dict) -> dict:
+    "Rows of the tensors a killed run finished, if `path` holds a checkpoint of the same model and settings; else {}."
+    import json
+    try: obj = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return {}
+    if not isinstance(obj, dict) or obj.get('schema') != PARTIAL_SCHEMA or obj.get('key') != key: return {}
+    return obj.get('rows', {})
+
+
 def profile(model='reference', modes: Sequence[str] = ('weight',), extended: bool = False, dtype: str = 'bfloat16',
             priors: Mapping[str, float] | None = None, alpha: bool = False, calib_n: int = 4, calib_length: int = 512,
-            veto_db: float = 9.0, seed: int = 0, progress: bool = True, stats: dict | None = None) -> Profile:
-    "Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats` receives the timing."
+            veto_db: float = 9.0, seed: int = 0, progress: bool = True, stats: dict | None = None,
+            resume=None, checkpoint_seconds: float = 30.0) -> Profile:
+    """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
+    receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically every
+    `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in it."""
+    from ram.core import _write_atomic, dumps
+    from ram.models import all_finite, require_unquantized
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes: raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
-    from ram.models import require_unquantized
     m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True)
     require_unquantized(m, str(model))
     ts = quantizable_tensors(m)
     n_layers = 1 + max((t.layer for t in ts if t.layer is not None), default=0)
     meta = {'model': str(model), 'model_path': str(path), 'model_hash': model_hash(path), 'dtype': dtype,
             'fixed_bytes': fixed_bytes(m, dtype), 'n_params': parameter_count(m), 'n_layers': n_layers,
-            'settings': _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed)}
+            'settings': _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed),
+            # tensors whose input dimension no group size divides: they can only stay at 16 bits
+            'unquantizable': [t.name for t in ts if not any(c.quantized for c in t.configs(extended))]}
+    if meta['unquantizable'] and progress:
+        print(f"ram: {len(meta['unquantizable'])} tensors fit no group size and stay at 16 bits: {meta['unquantizable'][:5]}")
+    key = {'model_hash': meta['model_hash'], 'settings': meta['settings'], 'tensors': [t.name for t in ts]}
+    done = _read_partial(resume, key) if resume else {}
     chan, alphas = {}, {}
     if 'activation' in modes or alpha:
         from ram.evaluate import corpus_tokens
@@ -177,20 +204,26 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
     mods = dict(m.named_modules())
-    rows, n_w, t0 = [], 0, time.perf_counter()
+    rows, n_w, t0, saved_at = {}, 0, time.perf_counter(), time.monotonic()
     bar = tqdm(ts, desc='profile', unit='tensor', disable=not progress)
     for t in bar:
         mod = mods[t.name]
+        if t.name in done:  # finished by a run that was stopped: not measured again
+            rows[t.name] = done[t.name]
+            mod.weight = mx.zeros((0,), dtype=mod.weight.dtype)
+            continue
         w = mod.weight
-        if not bool(mx.all(mx.isfinite(w))):
+        if not mx.issubdtype(w.dtype, mx.floating): raise ValueError(f'{t.name}: weight of dtype {w.dtype} is not a float tensor')
+        if not all_finite(w):
             raise ValueError(f'{t.name} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the checkpoint first.')
         cs = t.configs(extended)
         errs = tensor_errors(w, cs, dtype, chan.get(t.name))
         p = prior(t, n_layers, priors)
+        rows[t.name] = []
         for c in cs:
             dw = errs[c]['weight']
             sq = SQNR_CAP if dw <= 0 else min(-10 * math.log10(dw), SQNR_CAP)
-            rows.append({'tensor': t.name, 'kind': t.kind, 'layer': -1 if t.layer is None else t.layer,
+            rows[t.name].append({'tensor': t.name, 'kind': t.kind, 'layer': -1 if t.layer is None else t.layer,
                          'shape': 'x'.join(map(str, t.shape)), 'numel': t.numel, 'config': c.name, 'bits': c.bits,
                          'group_size': c.group_size, 'mode': c.mode, 'bytes': tensor_bytes(t.shape, c, dtype),
                          'd_weight': dw, **({'d_activation': errs[c].get('activation', dw)} if 'activation' in modes else {}),
@@ -199,9 +232,14 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         del w
         n_w += t.numel * len(cs)
         bar.set_postfix_str(f'{n_w / (time.perf_counter() - t0) / 1e6:.1f}M weight-configs/s')
+        if resume and time.monotonic() - saved_at >= checkpoint_seconds:
+            _write_atomic(resume, dumps({'schema': PARTIAL_SCHEMA, 'key': key, 'rows': rows}))
+            saved_at = time.monotonic()
     meta['provenance'] = provenance()
-    if stats is not None: stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts))
-    return Profile(pd.DataFrame(rows), meta)
+    if stats is not None: stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts), resumed=len(done))
+    cols = ['tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes', 'd_weight',
+            *(['d_activation'] if 'activation' in modes else []), 'sqnr', 'prior', 'alpha', 'vetoed']
+    return Profile(pd.DataFrame([r for t in ts for r in rows[t.name]], columns=cols), meta)
 
 # %% ../nbs/02_profiler.ipynb #93df67f9
 def profile_path(model, cache_root=None, **settings) -> Path:
@@ -218,12 +256,31 @@ def profile_path(model, cache_root=None, **settings) -> Path:
     return Path(cache_root or cache_dir() / 'profiles') / f'{slug}-{model_hash(path)[:12]}-{key}.json'
 
 
-def cached_profile(model='reference', cache_root=None, progress: bool = True, stats: dict | None = None, **settings) -> tuple[Profile, Path]:
+def partial_path(path) -> Path:
+    "The checkpoint of an unfinished profile that will be saved at `path`."
+    path = Path(path)
+    return path.with_name(f'.{path.name}.partial')
+
+
+def profile_to(path, model='reference', progress: bool = True, stats: dict | None = None, checkpoint_seconds: float = 30.0,
+               **settings) -> Profile:
+    "Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run left there."
+    from ram.quantizer import check_disk
+    path = Path(path)
+    part = partial_path(path)
+    check_disk(path, 1 << 20, 'the profile')
+    prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds, **settings)
+    check_disk(path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile')  # about 300 bytes of JSON a row, written beside itself
+    prof.save(path)
+    part.unlink(missing_ok=True)
+    return prof
+
+
+def cached_profile(model='reference', cache_root=None, progress: bool = True, stats: dict | None = None,
+                   checkpoint_seconds: float = 30.0, **settings) -> tuple[Profile, Path]:
     "The saved profile of `model` under `settings` if there is one, else measure and save it (`stats` gets the timing then). Returns it and its path."
     path = profile_path(model, cache_root, **settings)
     if path.exists():
         if progress: print(f'ram: reusing profile {path}')
         return Profile.load(path), path
-    prof = profile(model, progress=progress, stats=stats, **settings)
-    prof.save(path)
-    return prof, path
+    return profile_to(path, model, progress, stats, checkpoint_seconds, **settings), path

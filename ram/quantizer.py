@@ -8,19 +8,21 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import struct
 from pathlib import Path
 from typing import Mapping
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten, tree_map
 
 from .core import KEEP, QuantConfig, atomic_folder, feasible, model_bytes
-from .models import fixed_bytes, quantizable_tensors
+from .models import _group_shards, _shard_names, all_finite, fixed_bytes, quantizable_tensors
 
 # %% auto #0
-__all__ = ['uniform_configs', 'predicted_bytes', 'quantize', 'safetensors_payload', 'save_model_folder', 'check_plan',
-           'quantize_to_folder']
+__all__ = ['MAX_SHARD_BYTES', 'uniform_configs', 'predicted_bytes', 'quantize', 'safetensors_payload', 'save_weights',
+           'save_model_folder', 'check_plan', 'check_disk', 'quantize_to_folder']
 
 # %% ../nbs/04_quantizer.ipynb #e69fc5fc
 def uniform_configs(model: nn.Module, config: QuantConfig) -> dict[str, QuantConfig]:
@@ -75,14 +77,53 @@ def safetensors_payload(path) -> int:
     return total
 
 
+MAX_SHARD_BYTES = 5 << 30  # mlx-lm's largest shard
+
+
+def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donate: bool = False,
+                 checks: dict[str, mx.array] | None = None) -> list[str]:
+    """Write `model`'s parameters into `folder` in shards of at most `shard_bytes`, evaluating one module at a time; returns
+    the file names. `checks` maps module names to their source (pre-quantization) weights, checked for NaN/Inf and
+    removed from the mapping (the caller must hold no other reference, or every source stays in memory)."""
+    from mlx_lm.utils import get_total_parameters
+    folder = Path(folder)
+    weights = dict(tree_flatten(model.parameters()))
+    index = {'metadata': {'total_size': sum(v.nbytes for v in weights.values()), 'total_parameters': get_total_parameters(model)},
+             'weight_map': {}}
+    shards = _group_shards([(k, v.nbytes) for k, v in weights.items()], min(shard_bytes or MAX_SHARD_BYTES, MAX_SHARD_BYTES))
+    if donate: model.update(tree_map(lambda _: mx.array([]), model.parameters()))
+    checks = checks if checks is not None else {}  # entries are removed as they are checked: a kept source would stay in memory
+    files = _shard_names(len(shards))
+    for names, fname in zip(shards, files):
+        shard = {k: weights.pop(k) for k in names}
+        by_module = {}
+        for k in names: by_module.setdefault(k.rsplit('.', 1)[0], []).append(k)
+        for mod, ks in by_module.items():  # one module at a time: evaluating a whole shard at once reads all its inputs first
+            src = checks.pop(mod, None)
+            mx.eval([shard[k] for k in ks])
+            if src is not None and not all_finite(src):  # the source weight was read for the outputs just evaluated
+                raise ValueError(f'{mod} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the checkpoint first.')
+            del src
+        mx.save_safetensors(str(folder / fname), shard, metadata={'format': 'mlx'})
+        index['weight_map'].update({k: fname for k in names})
+        del shard
+    index['weight_map'] = dict(sorted(index['weight_map'].items()))
+    (folder / 'model.safetensors.index.json').write_text(json.dumps(index, indent=4))
+    return files
+
+
 def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overwrite: bool = False,
-                      extra_files: Mapping[str, str] | None = None) -> Path:
-    "Save with mlx-lm's `save` into a temporary sibling of `out`, then rename it into place; `src` is the source model folder."
-    from mlx_lm.utils import save
-    out = Path(out).expanduser().resolve()
+                      extra_files: Mapping[str, str] | None = None, shard_bytes: int | None = None, donate: bool = False,
+                      checks: dict[str, mx.array] | None = None) -> Path:
+    "Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`, then rename it into place."
+    from mlx_lm.utils import save_config
+    out, src = Path(out).expanduser().resolve(), Path(src)
     with atomic_folder(out, overwrite) as tmp:
-        with contextlib.redirect_stdout(io.StringIO()):
-            save(tmp, src, model, tokenizer, config, donate_model=False)
+        save_weights(tmp, model, shard_bytes, donate, checks)
+        save_config(dict(config), config_path=tmp / 'config.json')
+        tokenizer.save_pretrained(tmp)
+        for pattern in ('*.py', 'generation_config.json'):
+            for f in sorted(src.glob(pattern)): shutil.copy(f, tmp)
         for name, text in (extra_files or {}).items(): (tmp / name).write_text(text)
     return out
 
@@ -106,24 +147,45 @@ def check_plan(model: nn.Module, plan, dtype: str = 'bfloat16'):
         raise ValueError(f'plan {plan.method!r} for {plan.model!r} does not match this model: ' + '; '.join(problems[:6]))
 
 
+def check_disk(out, need: int, what: str = 'the quantized model'):
+    "Raise `OSError` before any work when the filesystem that will hold `out` has fewer than `need` free bytes."
+    p = Path(out).expanduser().resolve()
+    while not p.exists(): p = p.parent
+    free = shutil.disk_usage(p).free
+    if free < need:
+        raise OSError(f'not enough disk space for {what} at {out}: it needs {need:,} bytes ({need / 1e9:.3f} GB), '
+                      f'{p} has {free:,} bytes ({free / 1e9:.3f} GB) free; free {need - free:,} bytes or choose another folder')
+
+
+def _input_shard_bytes(path) -> int:
+    return max((f.stat().st_size for f in Path(path).glob('*.safetensors')), default=0)
+
+
 def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | None = None, force: bool = False,
                        progress: bool = True) -> dict:
-    """Load `model`, apply `plan`, save to `out` atomically; returns predicted and actual bytes. `dtype` defaults to
-    the one the plan was profiled for; a model whose hash differs from the plan's is refused unless `force`."""
+    """Load `model` lazily, apply `plan`, save to `out` atomically, one output shard (no bigger than the largest input
+    shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the plan was profiled
+    for; a model whose hash differs from the plan's is refused unless `force`."""
     from ram.core import dumps, model_hash
     from ram.models import load, require_unquantized
     dtype = dtype or plan.extra.get('profile_settings', {}).get('dtype', 'bfloat16')
-    m, tok, cfg, path = load(model, return_config=True, return_path=True)
+    m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True)
     require_unquantized(m, str(model))
-    if plan.model_hash and not force and model_hash(path) != plan.model_hash:
-        raise ValueError(f'the plan was made for a model with hash {plan.model_hash[:12]}, but {model} hashes to '
-                         f'{model_hash(path)[:12]} (other weights, e.g. a different fine-tune); pass force=True (CLI: --force) to apply it anyway')
     check_plan(m, plan, dtype)
     out = Path(out).expanduser()
     if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
     pred = predicted_bytes(m, plan.configs(), dtype)
+    check_disk(out, pred + (1 << 20))  # weights plus headers, config and tokenizer
+    if plan.model_hash and not force and model_hash(path) != plan.model_hash:
+        raise ValueError(f'the plan was made for a model with hash {plan.model_hash[:12]}, but {model} hashes to '
+                         f'{model_hash(path)[:12]} (other weights, e.g. a different fine-tune); pass force=True (CLI: --force) to apply it anyway')
+    mods = dict(m.named_modules())
+    finite = {t.name: mods[t.name].weight for t in quantizable_tensors(m)}  # still lazy: checked as each module is written
+    del mods
     m, qcfg = quantize(m, plan.configs(), cfg, dtype)
-    save_model_folder(out, m, tok, qcfg, src=path, overwrite=overwrite, extra_files={'ram_plan.json': dumps(plan.to_dict())})
+    # save_weights empties `finite` as it goes, so each source weight is released once checked
+    save_model_folder(out, m, tok, qcfg, src=path, overwrite=overwrite, extra_files={'ram_plan.json': dumps(plan.to_dict())},
+                      shard_bytes=_input_shard_bytes(path), donate=True, checks=finite)
     actual = safetensors_payload(out)
     res = {'out': str(out), 'plan_bytes': plan.total_bytes, 'predicted_bytes': pred, 'actual_bytes': actual,
            'rel_diff': (actual - plan.total_bytes) / plan.total_bytes}
