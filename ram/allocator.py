@@ -321,13 +321,40 @@ def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
     if fixed_bytes < 0: raise ValueError(f'fixed_bytes must be >= 0, got {fixed_bytes}')
     lo, hi = fixed_bytes + p.lo, fixed_bytes + p.hi
     if budget < lo: raise ValueError(_infeasible(budget, lo, hi))
-    cur, lam, left = _path_point(p, budget - lo)
-    ar = np.arange(p.T)
-    D_path = float(p.D[ar, cur].sum())
-    dual = D_path - lam * left
-    cur, left, _ = _greedy_fill(p, cur, left)
-    total_D = float(p.D[ar, cur].sum())
-    return Allocation(p.P[ar, cur], fixed_bytes + int(p.R[ar, cur].sum()), total_D, lam, dual, total_D - dual, budget)
+    room, ar = budget - lo, np.arange(p.T)
+    taken, lam = _crossing(p.seg_slope, p.seg_dR, room)
+    steps = np.bincount(p.seg_t[taken], minlength=p.T)
+    cur, left = p.hull[ar, steps], room - int(p.seg_dR[taken].sum())
+    dual = float(p.D[ar, cur].sum()) - lam * left
+    best, _, _ = _greedy_fill(p, cur, left)
+    if not taken.all():   # also try taking the segment the path could not fit, making room by the cheapest downgrades
+        nt = np.flatnonzero(~taken)
+        x = nt[np.lexsort((nt, p.seg_dR[nt], -p.seg_slope[nt]))[0]]
+        tx = p.seg_t[x]
+        alt = cur.copy()
+        alt[tx] = p.hull[tx, steps[tx] + 1]
+        alt, alt_left = _repair(p, alt, left - int(p.seg_dR[x]), tx)
+        if alt is not None:
+            alt, _, _ = _greedy_fill(p, alt, alt_left)
+            if p.D[ar, alt].sum() < p.D[ar, best].sum(): best = alt
+    total_D = float(p.D[ar, best].sum())
+    return Allocation(p.P[ar, best], fixed_bytes + int(p.R[ar, best].sum()), total_D, lam, dual, total_D - dual, budget)
+
+
+def _repair(p: _Prepared, cur: np.ndarray, left: int, keep: int):
+    """Downgrade tensors other than `keep`, least distortion added per byte freed first, until `left` >= 0.
+    Returns (columns, bytes left), or (None, left) when no downgrade is left."""
+    cur, ar, cols = cur.copy(), np.arange(p.T), np.arange(p.R.shape[1])[None, :]
+    while left < 0:
+        freed = p.R[ar, cur][:, None] - p.R
+        ok = cols < cur[:, None]
+        ok[keep] = False
+        ratio = np.full(p.R.shape, np.inf)
+        np.divide(p.D - p.D[ar, cur][:, None], freed, out=ratio, where=ok)
+        t, c = np.unravel_index(np.argmin(ratio), ratio.shape)
+        if not np.isfinite(ratio[t, c]): return None, left
+        left += int(freed[t, c]); cur[t] = c
+    return cur, left
 
 
 def allocate(table: pd.DataFrame, budget_bytes: int, fixed_bytes: int = 0) -> Allocation:
