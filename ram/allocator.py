@@ -250,11 +250,17 @@ def _crossing(slope, dR, room: int):
     return taken, float(s)
 
 
+def _path(p: _Prepared, room: int):
+    "Where the greedy hull path meets `room` extra bytes: (segments taken, multiplier, hull steps per tensor, columns, bytes left)."
+    taken, lam = _crossing(p.seg_slope, p.seg_dR, room)
+    steps = np.bincount(p.seg_t[taken], minlength=p.T)
+    return taken, lam, steps, p.hull[np.arange(p.T), steps], room - int(p.seg_dR[taken].sum())
+
+
 def _path_point(p: _Prepared, room: int):
     "Lagrangian solution where the greedy hull path meets `room` extra bytes: (columns, multiplier, bytes left)."
-    taken, lam = _crossing(p.seg_slope, p.seg_dR, room)
-    cur = p.hull[np.arange(p.T), np.bincount(p.seg_t[taken], minlength=p.T)]
-    return cur, lam, room - int(p.seg_dR[taken].sum())
+    _, lam, _, cur, left = _path(p, room)
+    return cur, lam, left
 
 # %% ../nbs/03_allocator.ipynb #1c9bdfb9
 _TOP = 256   # proposals sorted per greedy round
@@ -321,10 +327,8 @@ def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
     if fixed_bytes < 0: raise ValueError(f'fixed_bytes must be >= 0, got {fixed_bytes}')
     lo, hi = fixed_bytes + p.lo, fixed_bytes + p.hi
     if budget < lo: raise ValueError(_infeasible(budget, lo, hi))
-    room, ar = budget - lo, np.arange(p.T)
-    taken, lam = _crossing(p.seg_slope, p.seg_dR, room)
-    steps = np.bincount(p.seg_t[taken], minlength=p.T)
-    cur, left = p.hull[ar, steps], room - int(p.seg_dR[taken].sum())
+    ar = np.arange(p.T)
+    taken, lam, steps, cur, left = _path(p, budget - lo)
     dual = float(p.D[ar, cur].sum()) - lam * left
     best, _, _ = _greedy_fill(p, cur, left)
     if not taken.all():   # also try taking the segment the path could not fit, making room by the cheapest downgrades
