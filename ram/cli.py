@@ -47,11 +47,9 @@ def cmd_profile(args):
 
 def _plan_table(plans) -> str:
     rows = [f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  groups (share of weights)"]
+    from ram.reproduce import group_bytes
     for p in plans:
-        w = {}
-        for n, tc in p.tensors.items():
-            key = f'g{tc.config.group_size}' if tc.config.quantized else '16b'
-            w[key] = w.get(key, 0) + tc.bytes
+        w = group_bytes(p, keep='16b')
         tot = sum(w.values())
         share = ' '.join(f'{k}:{100 * v / tot:.0f}%' for k, v in sorted(w.items()))
         gap = 100 * p.gap / p.total_D if p.total_D else 0.0

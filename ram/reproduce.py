@@ -19,8 +19,8 @@ from .core import GB, Plan, _write_atomic, dumps
 # %% auto #0
 __all__ = ['PAPER', 'TEMPLATES', 'SHORT_NAMES', 'TASK_LIMITS', 'REPORTED', 'model_slug', 'parameters_cell', 'templates',
            'resolve_budget', 'unquantized_bytes', 'plan_key', 'cached_ppl', 'cached_downstream', 'markdown',
-           'write_table', 'fmt', 'plot_rd', 'plot_allocation', 'plot_windows', 'group_shares', 'plot_group_shares',
-           'reported', 'reproduce']
+           'write_table', 'fmt', 'plot_rd', 'plot_allocation', 'plot_windows', 'group_bytes', 'group_shares',
+           'plot_group_shares', 'reported', 'reproduce']
 
 # %% ../nbs/08_reproduce.ipynb #787ff7f4
 PAPER = Path(__file__).resolve().parent.parent / 'nbs' / 'paper' if '__file__' in globals() else Path('paper')
@@ -249,14 +249,20 @@ def plot_windows(tables: dict, path, threshold: float = 100.0, title: str = '') 
     return out
 
 
+def group_bytes(plan: Plan, keep: str = '16-bit') -> dict[str, int]:
+    "Bytes of `plan`'s tensors per group size (`g32`, `g64`, ...), kept 16-bit tensors under `keep`."
+    w = {}
+    for t in plan.tensors.values():
+        k = f'g{t.config.group_size}' if t.config.quantized else keep
+        w[k] = w.get(k, 0) + t.bytes
+    return w
+
+
 def group_shares(plans) -> pd.DataFrame:
-    "Share of quantizable weights (by count) at each group size (or kept at 16-bit) per plan, in percent."
+    "Share of tensor bytes at each group size (or kept at 16-bit) per plan, in percent."
     rows = []
     for p in plans:
-        w = {}
-        for n, t in p.tensors.items():
-            k = f'g{t.config.group_size}' if t.config.quantized else '16-bit'
-            w[k] = w.get(k, 0) + t.bytes
+        w = group_bytes(p)
         tot = sum(w.values())
         rows.append({'plan': f'{p.method} {p.budget}', 'GB': p.total_bytes / GB, **{k: 100 * v / tot for k, v in w.items()}})
     return pd.DataFrame(rows).fillna(0.0)
