@@ -12,7 +12,11 @@
    tractable), allocate's total D against the exact optimum.
 Pure numpy; no MLX. Timings are wall-clock, best of `--repeat`.
 """
-import argparse, heapq, platform, os, time
+import argparse
+import heapq
+import os
+import platform
+import time
 
 import numpy as np
 

@@ -29,7 +29,12 @@ fixed part (~0.45 GB: Python, MLX, pandas, the tokenizer) plus the largest tenso
 row-block temporaries; it does not grow with the number of shards. A profile of a several-GB model
 takes ~30 min of one core here (30M weight-configs/s), so profile figures use the 0.6B-shaped models.
 """
-import argparse, json, shutil, subprocess, sys, time
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 ARCHS = {  # the published configs of these models; only num_hidden_layers is changed
@@ -82,7 +87,7 @@ def main():
     ap.add_argument('--root', default='runs/bench-rss')
     ap.add_argument('--keep', action='store_true', help='keep the generated models (several GB each)')
     a = ap.parse_args()
-    from ram.models import save_random_model
+    from ram.tiny import save_random_model
     rows = []
     for n in a.layers:
         folder = Path(a.root) / f'{a.arch}-{n}L-{a.shard_mb}MB'

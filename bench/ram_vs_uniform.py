@@ -10,16 +10,19 @@ unquantized-to-uniform gap that RAM recovers is printed:
 With --sweep K, RAM is also allocated at K budgets spread from the smallest to the largest
 achievable size and scored on --sweep-n windows: predicted distortion and PPL per budget.
 """
-import argparse, json, time
+import argparse
+import json
+import time
 from pathlib import Path
 
 import numpy as np
 
 
 def score(model_id, configs, toks, proto, desc):
-    from ram.evaluate import corpus_ppl, score_windows, windows
+    from ram.evaluate import corpus_ppl
     from ram.models import load
     from ram.quantizer import predicted_bytes, quantize
+    from ram.scoring import score_windows, windows
     m, tok, cfg = load(model_id, return_config=True)
     pred = None
     if configs is not None:
@@ -43,10 +46,10 @@ def main():
     ensure_fast_blas()
     from ram.allocator import achievable_range, plan_budgets
     from ram.core import QuantConfig
-    from ram.evaluate import corpus_tokens, get_protocol
     from ram.models import load
     from ram.profiler import cached_profile
     from ram.quantizer import uniform_configs
+    from ram.scoring import corpus_tokens, get_protocol
     t0 = time.perf_counter()
     prof, ppath = cached_profile(a.model, modes=('weight', 'activation') if 'activation' in a.mode else ('weight',),
                                  alpha=a.alpha, calib_n=a.calib_n, calib_length=a.calib_length)

@@ -3,12 +3,17 @@
     python bench/score_speed.py [--model reference] [--config 4b-g64] [--n 2] [--length 2048]
 
 Baseline: `mlx_lm.perplexity.eval_ppl` on the quantized model (mlx-lm's perplexity path).
-RAM: `ram.evaluate.score_windows` (dequantize to fp32, score on a real BLAS), timed with and
+RAM: `ram.scoring.score_windows` (dequantize to fp32, score on a real BLAS), timed with and
 without the one-off dequantization, and once more in a child process on MLX's bundled
 reference BLAS (RAM_BLAS=none) to show what the BLAS alone is worth, and once with MLX's own attention
 and loss instead of the numpy ones (what that swap is worth). Prints tokens/s and ratios.
 """
-import argparse, json, os, subprocess, sys, time
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 
@@ -16,11 +21,12 @@ import numpy as np
 def _score_child(args):
     "Time RAM's scorer in this process; print JSON."
     import mlx.core as mx
+
     from ram.blas import blas_in_use
     from ram.core import QuantConfig
-    from ram.evaluate import corpus_tokens, get_protocol, score_windows, to_fp32, windows
     from ram.models import load
     from ram.quantizer import quantize
+    from ram.scoring import corpus_tokens, get_protocol, score_windows, to_fp32, windows
     model, tok = load(args.model)
     quantize(model, QuantConfig.parse(args.config))
     wins, _ = windows(corpus_tokens(tok), get_protocol('paper', args.n, args.length, 42))
@@ -41,10 +47,11 @@ def main():
     ensure_fast_blas()
     import mlx.core as mx
     from mlx_lm.perplexity import eval_ppl
+
     from ram.core import QuantConfig
-    from ram.evaluate import corpus_tokens, get_protocol, windows
     from ram.models import load
     from ram.quantizer import quantize
+    from ram.scoring import corpus_tokens, get_protocol, windows
     model, tok = load(args.model)
     quantize(model, QuantConfig.parse(args.config))
     wins, _ = windows(corpus_tokens(tok), get_protocol('paper', args.n, args.length, 42))

@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .core import GB, Budget, candidates, parse_budget
+from .core import GB, Budget, Plan, QuantConfig, TensorChoice, candidates, parse_budget, parse_budgets
+
 
 # %% auto #0
 __all__ = ['Allocation', 'hulls', 'achievable_range', 'allocate', 'allocate_sweep', 'exact_dp', 'synthetic_table', 'plan_budgets']
@@ -437,7 +438,6 @@ def synthetic_table(n_tensors: int, n_configs: int = 19, seed: int = 0, numel_ra
 # %% ../nbs/03_allocator.ipynb #cae415b4
 def plan_budgets(profile, budgets, mode: str = 'weight', method: str = 'RAM') -> list:
     "One RAM plan per budget from a `ram.core.Profile`, allocated on the `mode` distortion column."
-    from ram.core import Plan, QuantConfig, TensorChoice, parse_budgets
     bs = parse_budgets(budgets)
     table = profile.allocation_table(mode)
     fixed, n = int(profile.meta['fixed_bytes']), int(profile.meta['n_params'])

@@ -14,11 +14,27 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pandas as pd
+from mlx_lm.quant.dynamic_quant import estimate_sensitivities, estimate_threshold
+from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
-from .core import GB, KEEP, Plan, Profile, QuantConfig, TensorChoice, candidates, feasible, model_hash, tensor_bytes
+from ram.core import (
+    GB,
+    KEEP,
+    Plan,
+    Profile,
+    QuantConfig,
+    TensorChoice,
+    candidates,
+    feasible,
+    itemsize,
+    model_hash,
+    tensor_bytes,
+)
 from .models import fixed_bytes, load, parameter_count, quantizable_tensors, require_unquantized
 from .profiler import tensor_errors
+from .scoring import calibration_windows, corpus_tokens, to_fp32
+
 
 # %% auto #0
 __all__ = ['RAM_V1_WEIGHTS', 'RAM_V1_RULES', 'RAM_V1_LOW', 'RAM_V1_DEFAULT', 'RAM_V1_KEEP_KINDS', 'NORMALIZATIONS',
@@ -114,7 +130,6 @@ NORMALIZATIONS = ('rank', 'minmax')
 
 def normalize_scores(x, how: str = 'rank') -> np.ndarray:
     "Map scores to [0, 1] across tensors: percentile rank (ties averaged) or min-max; one value or a constant gives 0.5."
-    from scipy.stats import rankdata
     x = np.asarray(x, dtype=np.float64)
     if how not in NORMALIZATIONS: raise ValueError(f'unknown normalization {how!r}; valid: {", ".join(NORMALIZATIONS)}')
     if len(x) == 0: return x
@@ -242,8 +257,6 @@ def _pair(c) -> QuantConfig: return c if isinstance(c, QuantConfig) else QuantCo
 
 def dynamic_sensitivities(model, wins: np.ndarray, low=(4, 64), high=(5, 64), batch_size: int = 4, seed: int = 0) -> dict[str, float]:
     "mlx-lm's `estimate_sensitivities` on `wins` (n x L token ids), in fp32: `{tensor: sensitivity}`."
-    from mlx_lm.quant.dynamic_quant import estimate_sensitivities
-    from ram.evaluate import to_fp32
     lo, hi = _pair(low), _pair(high)
     to_fp32(model)
     mx.random.seed(seed)
@@ -280,9 +293,6 @@ def dynamic_plan(model='reference', target_bpw: float = 5.0, low=None, high=None
     """mlx-lm dynamic's two-level plan at `target_bpw` (our bpw), sensitivities from our calibration windows; `d`/`D` from `profile`.
     `low`/`high` ((bits, group) or '4b-g64'): None picks `dynamic_levels`; `sensitivities` must have been measured at the same levels.
     A module passed as `model` (with `sensitivities`) is cast in place; a name or folder is loaded here."""
-    from mlx_lm.quant.dynamic_quant import estimate_threshold
-    from ram.evaluate import corpus_tokens
-    from ram.profiler import calibration_windows
     if profile is not None: dtype = profile.meta.get('dtype', dtype)
     m, tok, path = load(model, return_path=True) if not isinstance(model, nn.Module) else (model, None, None)
     require_unquantized(m, str(model))
@@ -320,8 +330,7 @@ def dynamic_plan(model='reference', target_bpw: float = 5.0, low=None, high=None
 
 # %% ../nbs/07_baselines.ipynb #e28de7b4
 def _numel(c: TensorChoice, dtype: str) -> int:
-    from ram.core import _itemsize
-    cfg, s = c.config, _itemsize(dtype)
+    cfg, s = c.config, itemsize(dtype)
     if not cfg.quantized: return c.bytes // s
     per = cfg.bits / 8 + (2 * s if cfg.mode == 'affine' else 1) / cfg.group_size  # bytes per weight
     return round(c.bytes / per)
@@ -331,7 +340,7 @@ def plan_table(plans: Sequence[Plan]) -> pd.DataFrame:
     "One row per plan: method, budget, bytes, GB, bpw, then the share of quantizable weights per bit-width (`b<k>`) and group size (`g<k>`)."
     rows = []
     for p in plans:
-        dtype = p.extra.get('profile_settings', {}).get('dtype', 'bfloat16')
+        dtype = p.dtype
         n = {name: _numel(c, dtype) for name, c in p.tensors.items()}
         tot = sum(n.values())
         r = {'method': p.method, 'budget': p.budget, 'bytes': p.total_bytes, 'GB': p.total_bytes / GB, 'bpw': p.bpw}

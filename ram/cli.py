@@ -11,14 +11,21 @@ import sys
 import time
 from pathlib import Path
 
-from .core import GB, _write_atomic, dumps
+from .allocator import plan_budgets
+from .blas import ensure_fast_blas
+from .core import GB, Plan, Profile, dumps, write_atomic
+from .evaluate import downstream, perplexity
+from .profiler import cached_profile, profile_to
+from .quantizer import load_condition, quantize_to_folder
+from .reproduce import reproduce
+from .scoring import get_protocol
+
 
 # %% auto #0
-__all__ = ['cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_quantize', 'load_condition', 'cmd_ppl', 'cmd_eval', 'main', 'run']
+__all__ = ['cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_quantize', 'cmd_ppl', 'cmd_eval', 'main', 'run']
 
 # %% ../nbs/09_cli.ipynb #e99d0806
 def cmd_reproduce(args):
-    from ram.reproduce import reproduce
     t0 = time.perf_counter()
     done = reproduce(args.models, args.protocol, dry_run=args.dry_run, template_dir=args.templates, out=args.out,
                      runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length)
@@ -27,7 +34,6 @@ def cmd_reproduce(args):
 
 # %% ../nbs/09_cli.ipynb #fc10c8ff
 def cmd_profile(args):
-    from ram.profiler import cached_profile, profile_to
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
     stats = {}
@@ -47,9 +53,8 @@ def cmd_profile(args):
 
 def _plan_table(plans) -> str:
     rows = [f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  groups (share of weights)"]
-    from ram.reproduce import group_bytes
     for p in plans:
-        w = group_bytes(p, keep='16b')
+        w = p.group_bytes(keep='16b')
         tot = sum(w.values())
         share = ' '.join(f'{k}:{100 * v / tot:.0f}%' for k, v in sorted(w.items()))
         gap = 100 * p.gap / p.total_D if p.total_D else 0.0
@@ -58,8 +63,6 @@ def _plan_table(plans) -> str:
 
 
 def cmd_allocate(args):
-    from ram.allocator import plan_budgets
-    from ram.core import Profile
     prof = Profile.load(args.profile)
     budgets = list(dict.fromkeys(re.sub(r'\s+', '', b) for b in args.budget))  # '16GB' and '16 GB' are one budget
     plans = plan_budgets(prof, budgets, mode=args.mode)
@@ -73,8 +76,6 @@ def cmd_allocate(args):
 
 
 def cmd_quantize(args):
-    from ram.core import Plan
-    from ram.quantizer import quantize_to_folder
     plan = Plan.load(args.plan)
     print(plan.summary())
     return quantize_to_folder(args.model, plan, args.out, overwrite=args.overwrite, dtype=args.dtype, force=args.force)
@@ -91,33 +92,10 @@ def _stats_table(results: dict, sizes: dict | None = None) -> str:
     return '\n'.join(rows)
 
 
-def load_condition(model, plan=None, force: bool = False):
-    """`(model, tokenizer, label, hash, bytes)` for MODEL, or for MODEL with `plan` (a path or `Plan`) applied in memory.
-    `bytes` is the quantized weights' payload (predicted exactly for a plan), None for an unquantized model."""
-    from ram.core import Plan, model_hash
-    from ram.models import is_quantized, load, require_unquantized
-    from ram.quantizer import check_plan, predicted_bytes, quantize, safetensors_payload
-    m, tok, cfg, path = load(model, return_config=True, return_path=True)
-    mhash = model_hash(path)
-    if plan is None:
-        size = safetensors_payload(path) if is_quantized(m) else None
-        return m, tok, Path(str(model)).name or str(model), mhash, size
-    plan = plan if isinstance(plan, Plan) else Plan.load(plan)
-    require_unquantized(m, str(model))
-    if plan.model_hash and not force and plan.model_hash != mhash:
-        raise ValueError(f'the plan was made for a model with hash {plan.model_hash[:12]}, but {model} hashes to {mhash[:12]}; '
-                         'pass --force to apply it anyway')
-    dtype = plan.extra.get('profile_settings', {}).get('dtype', 'bfloat16')
-    check_plan(m, plan, dtype)
-    size = predicted_bytes(m, plan.configs(), dtype)
-    m, _ = quantize(m, plan.configs(), cfg, dtype)
-    return m, tok, f'{plan.method}-{plan.budget}'.replace(' ', ''), mhash, size
-
-
 def cmd_ppl(args):
-    from ram.evaluate import get_protocol, perplexity
     proto = get_protocol(args.protocol, args.n, args.length, args.seed)
-    m, tok, label, mhash, size = load_condition(args.model, args.plan, args.force)
+    c = load_condition(args.model, args.plan, force=args.force)
+    m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     r = perplexity(m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash)
     if size: r.provenance['weights_bytes'] = size
     print(f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  WikiText-2 test, {proto.n} windows x {proto.length} "
@@ -129,8 +107,8 @@ def cmd_ppl(args):
 
 
 def cmd_eval(args):
-    from ram.evaluate import downstream
-    m, tok, label, mhash, size = load_condition(args.model, args.plan, args.force)
+    c = load_condition(args.model, args.plan, force=args.force)
+    m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash)
     if size: res['provenance']['weights_bytes'] = size
     lim = f'first {args.limit} documents of each task' if args.limit else 'all documents'
@@ -140,7 +118,7 @@ def cmd_eval(args):
     for r in res['table']:
         print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
     out = Path(args.out or f"runs/eval/{label}{'-limit' + str(args.limit) if args.limit else ''}.json")
-    _write_atomic(out, dumps(res))
+    write_atomic(out, dumps(res))
     print(f'  written: {out}')
     return res
 
@@ -221,7 +199,6 @@ def main(argv=None, reexec: bool = False):
     args = p.parse_args(argv)
     if args.cmd is None: p.print_help(); return 2
     if args.cmd in ('reproduce', 'profile', 'ppl', 'eval') and not getattr(args, 'dry_run', False):  # fp32 forward passes
-        from ram.blas import ensure_fast_blas
         ensure_fast_blas(reexec=reexec)
     try:
         {'reproduce': cmd_reproduce, 'profile': cmd_profile, 'allocate': cmd_allocate, 'quantize': cmd_quantize, 'ppl': cmd_ppl, 'eval': cmd_eval}[args.cmd](args)

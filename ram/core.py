@@ -5,14 +5,14 @@
 # %% ../nbs/00_core.ipynb #b78d6103
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import contextlib
 import math
 import os
 import platform
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -20,11 +20,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import pandas as pd
+
+import ram
+
+
 # %% auto #0
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'PROFILE_SCHEMA',
-           'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'tensor_bytes',
+           'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes',
            'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit',
-           'provenance', 'dumps', 'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash']
+           'provenance', 'dumps', 'write_atomic', 'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash',
+           'cache_dir', 'natural_key', 'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -115,7 +121,7 @@ DTYPE_BYTES = {'bfloat16': 2, 'float16': 2, 'float32': 4}
 GB = 10**9
 
 
-def _itemsize(dtype: str) -> int:
+def itemsize(dtype: str) -> int:
     dtype = str(dtype).replace('mlx.core.', '')
     if dtype not in DTYPE_BYTES: raise ValueError(f'unknown float dtype {dtype!r}; valid: {", ".join(DTYPE_BYTES)}')
     return DTYPE_BYTES[dtype]
@@ -124,13 +130,13 @@ def _itemsize(dtype: str) -> int:
 def tensor_bytes(shape: Sequence[int], config: QuantConfig, dtype: str = 'bfloat16') -> int:
     "Exact bytes of a weight of `shape` saved under `config` (codes + scales + biases)."
     numel = math.prod(shape)
-    if not config.quantized: return numel * _itemsize(dtype)
+    if not config.quantized: return numel * itemsize(dtype)
     if not feasible(config, shape):
         raise ValueError(f'{config.name} is not feasible for shape {tuple(shape)}: input dim {shape[-1]} % {config.group_size} != 0')
     rows, cols = numel // shape[-1], shape[-1]
     codes = rows * math.ceil(cols * config.bits / 32) * 4
     groups = numel // config.group_size
-    if config.mode == 'affine': return codes + groups * 2 * _itemsize(dtype)
+    if config.mode == 'affine': return codes + groups * 2 * itemsize(dtype)
     return codes + groups  # one uint8 scale per group
 
 
@@ -230,7 +236,6 @@ def git_commit(path='.') -> str | None:
 
 def provenance(**extra) -> dict:
     "Versions of RAM and its numeric stack, the git commit of this checkout, plus `extra` fields."
-    import ram
     p = {'ram': getattr(ram, '__version__', None), 'python': platform.python_version(), 'platform': sys.platform,
          **{k: _version(k) for k in ('mlx', 'mlx-lm', 'numpy', 'pandas')},
          'git_commit': git_commit(Path(ram.__file__).parent)}
@@ -246,7 +251,7 @@ PROFILE_SCHEMA = 'ram.profile/1'
 PLAN_SCHEMA = 'ram.plan/1'
 
 
-def _write_atomic(path, text: str):
+def write_atomic(path, text: str):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
@@ -329,12 +334,11 @@ class Profile:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> 'Profile':
-        import pandas as pd
         try: return cls(pd.DataFrame(d['columns'])[list(d.get('column_order') or d['columns'])], dict(d['meta']))
         except (KeyError, TypeError, ValueError) as e: raise ValueError(f'invalid profile: {e}') from e
 
     def save(self, path) -> Path:
-        _write_atomic(path, dumps(self.to_dict()))
+        write_atomic(path, dumps(self.to_dict()))
         return Path(path)
 
     @classmethod
@@ -386,6 +390,19 @@ class Plan:
 
     def configs(self) -> dict[str, QuantConfig]: return {n: t.config for n, t in self.tensors.items()}
 
+    @property
+    def dtype(self) -> str:
+        "The float dtype the plan's bytes count scales, biases and kept tensors in: its profile's, else bfloat16."
+        return self.extra.get('profile_settings', {}).get('dtype', 'bfloat16')
+
+    def group_bytes(self, keep: str = '16-bit') -> dict[str, int]:
+        "Bytes of the plan's tensors per group size (`g32`, `g64`, ...), the tensors kept at 16 bits under `keep`."
+        w = {}
+        for t in self.tensors.values():
+            k = f'g{t.config.group_size}' if t.config.quantized else keep
+            w[k] = w.get(k, 0) + t.bytes
+        return w
+
     def summary(self) -> str:
         "One line: method, size, bpw, and the certificate when there is one."
         s = f'{self.method}: {self.total_bytes:,} bytes ({self.total_bytes / GB:.4f} GB), {self.bpw:.3f} bpw, predicted D {self.total_D:.6g}'
@@ -415,7 +432,7 @@ class Plan:
         return p
 
     def save(self, path) -> Path:
-        _write_atomic(path, dumps(self.to_dict()))
+        write_atomic(path, dumps(self.to_dict()))
         return Path(path)
 
     @classmethod
@@ -435,3 +452,37 @@ def model_hash(folder) -> str:
         for f in files: h.update(f.name.encode() + b'\0' + sha256_file(f).encode())
         _HASHES[key] = h.hexdigest()
     return _HASHES[key]
+
+# %% ../nbs/00_core.ipynb #acae54e37e7d407bbb7b55eff062a284
+def cache_dir() -> Path:
+    """The RAM cache folder: ``$RAM_CACHE`` if set, else ``~/.cache/ram``.
+
+    The folder is not created here; callers create the sub-folders they write to."""
+    env = os.environ.get("RAM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ram"
+
+
+def natural_key(s: str): return [int(p) if p.isdigit() else p for p in re.split(r'(\d+)', s)]
+
+
+def shard_names(n: int) -> list[str]:
+    return ['model.safetensors'] if n == 1 else [f'model-{i + 1:05d}-of-{n:05d}.safetensors' for i in range(n)]
+
+
+def group_shards(sizes: list[tuple[str, int]], shard_bytes: int) -> list[list[str]]:
+    "Split (name, bytes) pairs, in order, into consecutive shards of at most `shard_bytes` (a bigger tensor gets its own)."
+    shards, size = [], 0
+    for k, n in sizes:
+        if not shards or size + n > shard_bytes: shards.append([]); size = 0
+        shards[-1].append(k); size += n
+    return shards
+
+
+def check_disk(out, need: int, what: str = 'the quantized model'):
+    "Raise `OSError` before any work when the filesystem that will hold `out` has fewer than `need` free bytes."
+    p = Path(out).expanduser().resolve()
+    while not p.exists(): p = p.parent
+    free = shutil.disk_usage(p).free
+    if free < need:
+        raise OSError(f'not enough disk space for {what} at {out}: it needs {need:,} bytes ({need / 1e9:.3f} GB), '
+                      f'{p} has {free:,} bytes ({free / 1e9:.3f} GB) free; free {need - free:,} bytes or choose another folder')

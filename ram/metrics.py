@@ -5,11 +5,12 @@
 # %% ../nbs/05_metrics.ipynb #19072863
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.stats import wilcoxon
+
 
 # %% auto #0
 __all__ = ['THRESHOLD', 'STATS', 'window_ppl', 'summarize', 'compare', 'inversion', 'paired', 'format_stats', 'gap_recovered',
@@ -106,7 +107,6 @@ def inversion(stats: pd.DataFrame, a: str = 'mean_ppl', b: str = 'median_ppl') -
 # %% ../nbs/05_metrics.ipynb #81f36983
 def paired(a, b, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict:
     "Paired comparison of condition `b` against `a` on the same windows (differences are `b - a`)."
-    from scipy.stats import wilcoxon
     if not 0 < ci < 1: raise ValueError(f'ci must be in (0, 1), e.g. 0.95; got {ci}')
     _check_same_windows({'a': a, 'b': b})
     (na, ta), (nb, tb) = _arrays(a), _arrays(b)

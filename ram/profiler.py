@@ -5,6 +5,9 @@
 # %% ../nbs/02_profiler.ipynb #c5b4c64a
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
 import time
 from pathlib import Path
@@ -17,13 +20,34 @@ import pandas as pd
 from mlx.utils import tree_unflatten
 from tqdm.auto import tqdm
 
-from .core import KEEP, Profile, QuantConfig, model_hash, provenance, tensor_bytes
-from .models import TensorInfo, fixed_bytes, load, parameter_count, quantizable_tensors
+from ram.core import (
+    Profile,
+    QuantConfig,
+    cache_dir,
+    check_disk,
+    dumps,
+    model_hash,
+    provenance,
+    tensor_bytes,
+    write_atomic,
+)
+from ram.models import (
+    TensorInfo,
+    all_finite,
+    fixed_bytes,
+    load,
+    local_path,
+    parameter_count,
+    quantizable_tensors,
+    require_unquantized,
+)
+from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32, window_nll
+
 
 # %% auto #0
 __all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
-           'calibration_windows', 'input_channel_stats', 'calibrate_alpha', 'profile', 'profile_path', 'partial_path',
-           'profile_to', 'cached_profile']
+           'input_channel_stats', 'calibrate_alpha', 'profile', 'profile_path', 'partial_path', 'profile_to',
+           'cached_profile']
 
 # %% ../nbs/02_profiler.ipynb #7d7265e1
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -76,25 +100,6 @@ def prior(t: TensorInfo, n_layers: int, priors: Mapping[str, float] | None = Non
     return float(p['default'])
 
 # %% ../nbs/02_profiler.ipynb #6f45db78
-def calibration_windows(tokens: np.ndarray, n: int = 4, length: int = 512, exclude=None) -> np.ndarray:
-    "`n` windows of `length` tokens drawn from the stretches of `tokens` outside the paper protocol's evaluation windows."
-    from ram.evaluate import PROTOCOLS, windows
-    exclude = exclude or PROTOCOLS['paper']
-    total = len(tokens) // exclude.length
-    if total == 0: raise ValueError(f'the calibration corpus has {len(tokens)} tokens, fewer than one window of {exclude.length}')
-    from ram.evaluate import Protocol
-    exclude = Protocol(min(exclude.n, total), exclude.length, exclude.seed)  # a short corpus: exclude what exists
-    _, used = windows(tokens[:total * exclude.length], exclude)
-    free = [i for i in range(total) if i not in set(used.tolist())]
-    spans = [tokens[i * exclude.length:(i + 1) * exclude.length] for i in free]
-    tail = tokens[total * exclude.length:]
-    if len(tail): spans.append(tail)
-    cand = [s[j:j + length] for s in spans for j in range(0, len(s) - length + 1, length)]
-    if len(cand) < n: raise ValueError(f'only {len(cand)} calibration windows of {length} tokens lie outside the evaluation windows; ask for fewer or shorter')
-    pick = np.random.default_rng(0).permutation(len(cand))[:n]
-    return np.stack([cand[i] for i in sorted(pick)])
-
-
 class _Recorder(nn.Module):
     "Wraps a layer; accumulates the sum of squares of each input channel and the row count."
     def __init__(self, inner):
@@ -111,7 +116,6 @@ class _Recorder(nn.Module):
 
 def input_channel_stats(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None) -> dict[str, mx.array]:
     "E[x_j^2] of the input of each quantizable linear layer (not embeddings, not stacked experts) over `wins`."
-    from ram.evaluate import cpu_attention
     mods = dict(model.named_modules())
     names = [t.name for t in quantizable_tensors(model) if t.kind not in ('embedding', 'expert')] if names is None else names
     originals = {n: mods[n] for n in names}
@@ -130,7 +134,6 @@ def input_channel_stats(model: nn.Module, wins: np.ndarray, names: Sequence[str]
 def calibrate_alpha(model: nn.Module, wins: np.ndarray, eps: float = 5e-3, seed: int = 0, floor: float = 1e-3,
                     progress: bool = True) -> dict[str, float]:
     "Per-tensor loss slope `d mean-NLL / d relative error`, measured by injecting noise of relative error `eps`."
-    from ram.evaluate import to_fp32, window_nll
     to_fp32(model)
     mods = dict(model.named_modules())
     ntok = wins.shape[0] * (wins.shape[1] - 1)
@@ -165,7 +168,6 @@ def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto
 
 def _read_partial(path, key: dict) -> dict:
     "Rows of the tensors a killed run finished, if `path` holds a checkpoint of the same model and settings; else {}."
-    import json
     try: obj = json.loads(Path(path).read_text(encoding='utf-8'))
     except (OSError, ValueError): return {}
     if not isinstance(obj, dict) or obj.get('schema') != PARTIAL_SCHEMA or obj.get('key') != key: return {}
@@ -179,8 +181,6 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically every
     `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in it."""
-    from ram.core import _write_atomic, dumps
-    from ram.models import all_finite, require_unquantized
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes: raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
@@ -199,7 +199,6 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     done = _read_partial(resume, key) if resume else {}
     chan, alphas = {}, {}
     if 'activation' in modes or alpha:
-        from ram.evaluate import corpus_tokens
         wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
@@ -233,7 +232,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         n_w += t.numel * len(cs)
         bar.set_postfix_str(f'{n_w / (time.perf_counter() - t0) / 1e6:.1f}M weight-configs/s')
         if resume and time.monotonic() - saved_at >= checkpoint_seconds:
-            _write_atomic(resume, dumps({'schema': PARTIAL_SCHEMA, 'key': key, 'rows': rows}))
+            write_atomic(resume, dumps({'schema': PARTIAL_SCHEMA, 'key': key, 'rows': rows}))
             saved_at = time.monotonic()
     meta['provenance'] = provenance()
     if stats is not None: stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts), resumed=len(done))
@@ -244,8 +243,6 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
 # %% ../nbs/02_profiler.ipynb #93df67f9
 def profile_path(model, cache_root=None, **settings) -> Path:
     "Where the profile of `model` under `settings` (the keyword arguments of `profile`) is kept."
-    import hashlib, inspect, json
-    from ram.models import cache_dir, local_path
     path = local_path(model)
     defaults = {k: v.default for k, v in inspect.signature(profile).parameters.items() if k in inspect.signature(_settings).parameters}
     unknown = set(settings) - set(defaults)
@@ -265,7 +262,6 @@ def partial_path(path) -> Path:
 def profile_to(path, model='reference', progress: bool = True, stats: dict | None = None, checkpoint_seconds: float = 30.0,
                **settings) -> Profile:
     "Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run left there."
-    from ram.quantizer import check_disk
     path = Path(path)
     part = partial_path(path)
     check_disk(path, 1 << 20, 'the profile')

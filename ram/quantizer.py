@@ -10,19 +10,35 @@ import io
 import json
 import shutil
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map
+from mlx_lm.utils import get_total_parameters, quantize_model, save_config
 
-from .core import KEEP, QuantConfig, atomic_folder, feasible, model_bytes
-from .models import _group_shards, _shard_names, all_finite, fixed_bytes, quantizable_tensors
+from ram.core import (
+    KEEP,
+    Plan,
+    QuantConfig,
+    atomic_folder,
+    check_disk,
+    dumps,
+    feasible,
+    group_shards,
+    model_bytes,
+    model_hash,
+    shard_names,
+    tensor_bytes,
+)
+from .models import all_finite, fixed_bytes, is_quantized, load, quantizable_tensors, require_unquantized
+
 
 # %% auto #0
 __all__ = ['MAX_SHARD_BYTES', 'uniform_configs', 'predicted_bytes', 'quantize', 'safetensors_payload', 'save_weights',
-           'save_model_folder', 'check_plan', 'check_disk', 'quantize_to_folder']
+           'save_model_folder', 'check_plan', 'Condition', 'load_condition', 'quantize_to_folder']
 
 # %% ../nbs/04_quantizer.ipynb #e69fc5fc
 def uniform_configs(model: nn.Module, config: QuantConfig) -> dict[str, QuantConfig]:
@@ -39,7 +55,6 @@ def predicted_bytes(model: nn.Module, configs: Mapping[str, QuantConfig], dtype:
 def quantize(model: nn.Module, configs: Mapping[str, QuantConfig] | QuantConfig, config: dict | None = None,
              dtype: str = 'bfloat16') -> tuple[nn.Module, dict]:
     "Quantize `model` in place with per-tensor `configs` (or one config for all); returns it and its new config dict."
-    from mlx_lm.utils import quantize_model
     if isinstance(configs, QuantConfig): configs = uniform_configs(model, configs)
     names = {t.name: t for t in quantizable_tensors(model)}
     extra = set(configs) - set(names)
@@ -85,15 +100,14 @@ def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donat
     """Write `model`'s parameters into `folder` in shards of at most `shard_bytes`, evaluating one module at a time; returns
     the file names. `checks` maps module names to their source (pre-quantization) weights, checked for NaN/Inf and
     removed from the mapping (the caller must hold no other reference, or every source stays in memory)."""
-    from mlx_lm.utils import get_total_parameters
     folder = Path(folder)
     weights = dict(tree_flatten(model.parameters()))
     index = {'metadata': {'total_size': sum(v.nbytes for v in weights.values()), 'total_parameters': get_total_parameters(model)},
              'weight_map': {}}
-    shards = _group_shards([(k, v.nbytes) for k, v in weights.items()], min(shard_bytes or MAX_SHARD_BYTES, MAX_SHARD_BYTES))
+    shards = group_shards([(k, v.nbytes) for k, v in weights.items()], min(shard_bytes or MAX_SHARD_BYTES, MAX_SHARD_BYTES))
     if donate: model.update(tree_map(lambda _: mx.array([]), model.parameters()))
     checks = checks if checks is not None else {}  # entries are removed as they are checked: a kept source would stay in memory
-    files = _shard_names(len(shards))
+    files = shard_names(len(shards))
     for names, fname in zip(shards, files):
         shard = {k: weights.pop(k) for k in names}
         by_module = {}
@@ -116,7 +130,6 @@ def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overw
                       extra_files: Mapping[str, str] | None = None, shard_bytes: int | None = None, donate: bool = False,
                       checks: dict[str, mx.array] | None = None) -> Path:
     "Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`, then rename it into place."
-    from mlx_lm.utils import save_config
     out, src = Path(out).expanduser().resolve(), Path(src)
     with atomic_folder(out, overwrite) as tmp:
         save_weights(tmp, model, shard_bytes, donate, checks)
@@ -130,7 +143,6 @@ def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overw
 # %% ../nbs/04_quantizer.ipynb #30270cbb
 def check_plan(model: nn.Module, plan, dtype: str = 'bfloat16'):
     "Raise `ValueError` saying what differs when `plan` does not fit `model`."
-    from ram.core import tensor_bytes
     ts = {t.name: t for t in quantizable_tensors(model)}
     missing, extra = sorted(set(ts) - set(plan.tensors)), sorted(set(plan.tensors) - set(ts))
     problems = []
@@ -147,48 +159,69 @@ def check_plan(model: nn.Module, plan, dtype: str = 'bfloat16'):
         raise ValueError(f'plan {plan.method!r} for {plan.model!r} does not match this model: ' + '; '.join(problems[:6]))
 
 
-def check_disk(out, need: int, what: str = 'the quantized model'):
-    "Raise `OSError` before any work when the filesystem that will hold `out` has fewer than `need` free bytes."
-    p = Path(out).expanduser().resolve()
-    while not p.exists(): p = p.parent
-    free = shutil.disk_usage(p).free
-    if free < need:
-        raise OSError(f'not enough disk space for {what} at {out}: it needs {need:,} bytes ({need / 1e9:.3f} GB), '
-                      f'{p} has {free:,} bytes ({free / 1e9:.3f} GB) free; free {need - free:,} bytes or choose another folder')
-
-
 def _input_shard_bytes(path) -> int:
     return max((f.stat().st_size for f in Path(path).glob('*.safetensors')), default=0)
 
 
-def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | None = None, force: bool = False,
-                       progress: bool = True) -> dict:
-    """Load `model` lazily, apply `plan`, save to `out` atomically, one output shard (no bigger than the largest input
-    shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the plan was profiled
-    for; a model whose hash differs from the plan's is refused unless `force`."""
-    from ram.core import dumps, model_hash
-    from ram.models import load, require_unquantized
-    dtype = dtype or plan.extra.get('profile_settings', {}).get('dtype', 'bfloat16')
-    m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True)
+@dataclass
+class Condition:
+    "A model ready to score or save: loaded, with a plan applied when there is one, and what tables and checks need."
+    model: nn.Module
+    tokenizer: object
+    config: dict            # config.json, with mlx-lm's per-layer quantization entries once a plan is applied
+    path: Path              # the local source folder
+    model_hash: str
+    label: str
+    bytes: int | None       # weights payload: exact prediction for a plan, read from disk for a quantized folder
+    sources: dict | None = None  # the source weights (lazy), for the NaN/Inf check as each module is written
+
+
+def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = None, force: bool = False,
+                   keep_sources: bool = False) -> Condition:
+    """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
+    names exactly its quantizable tensors with their shapes' bytes, and it was made for these weights (same hash) unless
+    `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is read)."""
+    m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True)
+    mhash = model_hash(path)
+    if plan is None:
+        size = safetensors_payload(path) if is_quantized(m) else None
+        return Condition(m, tok, cfg, path, mhash, Path(str(model)).name or str(model), size)
+    plan = plan if isinstance(plan, Plan) else Plan.load(plan)
+    dtype = dtype or plan.dtype
     require_unquantized(m, str(model))
     check_plan(m, plan, dtype)
-    out = Path(out).expanduser()
-    if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
-    pred = predicted_bytes(m, plan.configs(), dtype)
-    check_disk(out, pred + (1 << 20))  # weights plus headers, config and tokenizer
-    if plan.model_hash and not force and model_hash(path) != plan.model_hash:
+    if plan.model_hash and not force and mhash != plan.model_hash:
         raise ValueError(f'the plan was made for a model with hash {plan.model_hash[:12]}, but {model} hashes to '
-                         f'{model_hash(path)[:12]} (other weights, e.g. a different fine-tune); pass force=True (CLI: --force) to apply it anyway')
-    mods = dict(m.named_modules())
-    finite = {t.name: mods[t.name].weight for t in quantizable_tensors(m)}  # still lazy: checked as each module is written
-    del mods
+                         f'{mhash[:12]} (other weights, e.g. a different fine-tune); pass force=True (CLI: --force) '
+                         'to apply it anyway')
+    size = predicted_bytes(m, plan.configs(), dtype)
+    sources = None
+    if keep_sources:  # still lazy: each is checked as its module is written
+        mods = dict(m.named_modules())
+        sources = {t.name: mods[t.name].weight for t in quantizable_tensors(m)}
+        del mods
     m, qcfg = quantize(m, plan.configs(), cfg, dtype)
-    # save_weights empties `finite` as it goes, so each source weight is released once checked
-    save_model_folder(out, m, tok, qcfg, src=path, overwrite=overwrite, extra_files={'ram_plan.json': dumps(plan.to_dict())},
-                      shard_bytes=_input_shard_bytes(path), donate=True, checks=finite)
+    return Condition(m, tok, qcfg, path, mhash, f'{plan.method}-{plan.budget}'.replace(' ', ''), size, sources)
+
+
+def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | None = None, force: bool = False,
+                       progress: bool = True) -> dict:
+    """Load `model` lazily, apply `plan` (`load_condition`), save to `out` atomically, one output shard (no bigger than
+    the largest input shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the
+    plan was profiled for; a model whose hash differs from the plan's is refused unless `force`."""
+    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True)
+    out = Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
+    check_disk(out, c.bytes + (1 << 20))  # weights plus headers, config and tokenizer
+    # save_weights empties `c.sources` as it goes, so each source weight is released once checked
+    save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,
+                      extra_files={'ram_plan.json': dumps(plan.to_dict())}, shard_bytes=_input_shard_bytes(c.path),
+                      donate=True, checks=c.sources)
     actual = safetensors_payload(out)
-    res = {'out': str(out), 'plan_bytes': plan.total_bytes, 'predicted_bytes': pred, 'actual_bytes': actual,
+    res = {'out': str(out), 'plan_bytes': plan.total_bytes, 'predicted_bytes': c.bytes, 'actual_bytes': actual,
            'rel_diff': (actual - plan.total_bytes) / plan.total_bytes}
     if progress:
-        print(f'wrote {out}: {actual:,} bytes ({actual / 1e9:.4f} GB) vs plan {plan.total_bytes:,} ({100 * res["rel_diff"]:+.3f}%)')
+        print(f'wrote {out}: {actual:,} bytes ({actual / 1e9:.4f} GB) vs plan {plan.total_bytes:,} '
+              f'({100 * res["rel_diff"]:+.3f}%)')
     return res

@@ -5,6 +5,7 @@
 # %% ../nbs/08_reproduce.ipynb #d9f9c542
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -13,14 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import papermill as pm
 
-from .core import GB, Plan, _write_atomic, dumps
+from .baselines import uniform_plan
+from .core import GB, Plan, dumps, model_hash, write_atomic
+from .evaluate import PPLResult, downstream, perplexity
+from .metrics import window_ppl
+from .models import local_path
+from .quantizer import load_condition
+from .scoring import PROTOCOLS, get_protocol
+
 
 # %% auto #0
 __all__ = ['PAPER', 'TEMPLATES', 'SHORT_NAMES', 'TASK_LIMITS', 'REPORTED', 'model_slug', 'parameters_cell', 'templates',
            'resolve_budget', 'unquantized_bytes', 'plan_key', 'cached_ppl', 'cached_downstream', 'markdown',
-           'write_table', 'fmt', 'plot_rd', 'plot_allocation', 'plot_windows', 'group_bytes', 'group_shares',
-           'plot_group_shares', 'reported', 'reproduce']
+           'write_table', 'fmt', 'plot_rd', 'plot_allocation', 'plot_windows', 'group_shares', 'plot_group_shares',
+           'reported', 'reproduce']
 
 # %% ../nbs/08_reproduce.ipynb #787ff7f4
 PAPER = Path(__file__).resolve().parent.parent / 'nbs' / 'paper' if '__file__' in globals() else Path('paper')
@@ -36,7 +45,6 @@ def model_slug(model: str) -> str:
 # %% ../nbs/08_reproduce.ipynb #9c41acd0
 def parameters_cell(path) -> dict:
     "The literal assignments of the one cell tagged `parameters` in notebook `path`; an error when there is not exactly one."
-    import ast
     nb = json.loads(Path(path).read_text(encoding='utf-8'))
     cells = [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
     if len(cells) != 1:
@@ -71,7 +79,6 @@ def resolve_budget(budget: str, profile) -> str:
     "A budget string for `plan_budgets`: `@CONFIG` becomes the byte size of uniform CONFIG on `profile`'s model."
     b = str(budget).strip()
     if not b.startswith('@'): return b
-    from ram.baselines import uniform_plan
     return str(uniform_plan(profile, b[1:]).total_bytes)
 
 
@@ -91,16 +98,12 @@ def plan_key(plan: Plan | None, model_hash: str | None = None) -> str:
     """What identifies a condition: the model hash and the config of every tensor (and the dtype they ship in).
     Two plans that quantize alike score alike, whatever their method, budget or bookkeeping (timings) says."""
     if plan is None: return _key('unquantized', model_hash)
-    dtype = plan.extra.get('profile_settings', {}).get('dtype', 'bfloat16')
+    dtype = plan.dtype
     return _key(plan.model_hash or model_hash, dtype, {n: t.config.name for n, t in sorted(plan.tensors.items())})
 
 
 def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=None, progress: bool = True):
     "`PPLResult` of `model` (with `plan` applied in memory) under `protocol`, from `cache` when already scored."
-    from ram.cli import load_condition
-    from ram.core import model_hash
-    from ram.evaluate import PPLResult, get_protocol, perplexity
-    from ram.models import local_path
     proto = get_protocol(protocol)
     mh = model_hash(local_path(model))
     stem = Path(cache) / f'ppl-{_key(plan_key(plan, mh), proto.to_dict())}'
@@ -108,29 +111,27 @@ def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=Non
         r = PPLResult.load(stem.with_suffix('.json'))
         r.label = label
         return r
-    m, tok, _, mh, size = load_condition(model, plan)
-    r = perplexity(m, tok, proto, tokens=tokens, progress=progress, desc=label, label=label, model_id=str(model), model_hash=mh)
-    r.provenance['weights_bytes'] = size
+    c = load_condition(model, plan)
+    r = perplexity(c.model, c.tokenizer, proto, tokens=tokens, progress=progress, desc=label, label=label,
+                   model_id=str(model), model_hash=c.model_hash)
+    r.provenance['weights_bytes'] = c.bytes
     r.save(stem)
     return r
 
 
 def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str) -> dict:
     "`ram.evaluate.downstream` of a condition, from `cache` when already run with the same tasks and limit."
-    from ram.cli import load_condition
-    from ram.core import model_hash
-    from ram.evaluate import downstream
-    from ram.models import local_path
     mh = model_hash(local_path(model))
     path = Path(cache) / f'tasks-{_key(plan_key(plan, mh), sorted(tasks), limit)}.json'
     if path.exists():
         res = json.loads(path.read_text())
         res['label'] = label
         return res
-    m, tok, _, mh, size = load_condition(model, plan)
-    res = downstream(m, tok, tasks, limit=limit or None, label=label, model_id=str(model), model_hash=mh)
-    res['provenance']['weights_bytes'] = size
-    _write_atomic(path, dumps(res))
+    c = load_condition(model, plan)
+    res = downstream(c.model, c.tokenizer, tasks, limit=limit or None, label=label, model_id=str(model),
+                     model_hash=c.model_hash)
+    res['provenance']['weights_bytes'] = c.bytes
+    write_atomic(path, dumps(res))
     return res
 
 # %% ../nbs/08_reproduce.ipynb #e87531cd
@@ -146,9 +147,9 @@ def write_table(df: pd.DataFrame, stem, title: str | None = None, note: str | No
     "Write `df` as `<stem>.csv` and `<stem>.md` (with an optional title line and a note under the table)."
     stem = Path(stem)
     csv, md = stem.with_name(stem.name + '.csv'), stem.with_name(stem.name + '.md')
-    _write_atomic(csv, df.to_csv(index=False))
+    write_atomic(csv, df.to_csv(index=False))
     text = (f'**{title}**\n\n' if title else '') + markdown(df) + (f'\n{note}\n' if note else '')
-    _write_atomic(md, text)
+    write_atomic(md, text)
     return csv, md
 
 
@@ -208,7 +209,6 @@ def plot_rd(points: pd.DataFrame, path, title: str = '') -> Path:
 
 def plot_allocation(plan: Plan, path, title: str = '') -> Path:
     "The allocation map of `plan`: layer x tensor kind, coloured by bits, each cell labelled bits/group."
-    from ram.core import QuantConfig
     plt, sns = _plt()
     rows = []
     for n, t in plan.tensors.items():
@@ -235,7 +235,6 @@ def plot_allocation(plan: Plan, path, title: str = '') -> Path:
 
 def plot_windows(tables: dict, path, threshold: float = 100.0, title: str = '') -> Path:
     "Per-window PPL of each condition (strip + box) on a log scale, with the outlier threshold."
-    from ram.metrics import window_ppl
     plt, sns = _plt()
     df = pd.concat([pd.DataFrame({'condition': k, 'ppl': window_ppl(t)}) for k, t in tables.items()])
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(tables) + 2), 4.2))
@@ -249,20 +248,11 @@ def plot_windows(tables: dict, path, threshold: float = 100.0, title: str = '') 
     return out
 
 
-def group_bytes(plan: Plan, keep: str = '16-bit') -> dict[str, int]:
-    "Bytes of `plan`'s tensors per group size (`g32`, `g64`, ...), kept 16-bit tensors under `keep`."
-    w = {}
-    for t in plan.tensors.values():
-        k = f'g{t.config.group_size}' if t.config.quantized else keep
-        w[k] = w.get(k, 0) + t.bytes
-    return w
-
-
 def group_shares(plans) -> pd.DataFrame:
     "Share of tensor bytes at each group size (or kept at 16-bit) per plan, in percent."
     rows = []
     for p in plans:
-        w = group_bytes(p)
+        w = p.group_bytes()
         tot = sum(w.values())
         rows.append({'plan': f'{p.method} {p.budget}', 'GB': p.total_bytes / GB, **{k: 100 * v / tot for k, v in w.items()}})
     return pd.DataFrame(rows).fillna(0.0)
@@ -315,7 +305,6 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
     """Execute every template for every model with papermill (`runs/<model>/<template>.ipynb`); the templates write
     tables and figures into `figures/<model>/`. `dry_run` checks templates and prints what would run. Returns one
     record per executed notebook."""
-    from ram.evaluate import PROTOCOLS
     if protocol not in PROTOCOLS: raise ValueError(f'unknown protocol {protocol!r}; valid: {sorted(PROTOCOLS)}')
     if not models: raise ValueError('name at least one model: a hub id, a local folder or "reference"')
     tpl = templates(template_dir, names or TEMPLATES)
@@ -330,7 +319,6 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
     for j in jobs:
         print(f"ram reproduce: {j['template']:<11} {j['model']}  -> {j['output']}  {json.dumps(j['parameters'], sort_keys=True)}")
     if dry_run: return [{**j, 'seconds': None} for j in jobs]
-    import papermill as pm
     done = []
     for j in jobs:
         j['output'].parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Every instance: 2-8 tensors, 2-6 rows each (random integer bytes, random D, some
 sometimes a 16-bit-like row of most bytes and D = 0), a random fixed cost, budgets between the
 smallest and the largest achievable size.
 """
-import subprocess, sys
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd

@@ -9,9 +9,10 @@ import pytest
 
 from ram.allocator import plan_budgets
 from ram.core import KEEP, Plan, Profile, QuantConfig, TensorChoice, parse_budget, tensor_bytes
-from ram.models import fixed_bytes, load, quantizable_tensors, save_tiny_model, tiny_model
+from ram.models import fixed_bytes, load, quantizable_tensors
 from ram.profiler import profile, profile_to
 from ram.quantizer import quantize_to_folder
+from ram.tiny import save_tiny_model, tiny_model
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from ram.core import KEEP, QuantConfig, candidates, feasible, parse_budget, tensor_bytes, bits_per_weight
+from ram.core import KEEP, QuantConfig, bits_per_weight, candidates, feasible, parse_budget, tensor_bytes
 
 
 @pytest.mark.parametrize('dtype', ['bfloat16', 'float16'])

@@ -17,9 +17,9 @@ import ram.profiler as P
 from ram.allocator import plan_budgets
 from ram.cli import main
 from ram.core import Plan, Profile
-from ram.models import save_random_model, tiny_config
 from ram.profiler import partial_path, profile_to
 from ram.quantizer import safetensors_payload
+from ram.tiny import save_random_model, tiny_config
 
 ENV = {**os.environ, 'RAM_BLAS_CHECKED': '1'}
 # big enough that profiling takes a few seconds, small enough for CI: 4 layers of 256 x 768 in 300 kB shards

@@ -9,9 +9,10 @@ from mlx.utils import tree_flatten
 
 from ram.allocator import plan_budgets
 from ram.core import tensor_bytes
-from ram.models import quantizable_tensors, save_random_model, save_tiny_model, tiny_config, tiny_model
+from ram.models import quantizable_tensors
 from ram.profiler import PRIORS, profile
 from ram.quantizer import quantize, quantize_to_folder, safetensors_payload
+from ram.tiny import save_random_model, save_tiny_model, tiny_config, tiny_model
 
 # router module (None: mlx-lm's router is not a quantizable layer, so it is fixed cost at 16 bits) and expert prefix
 ARCHS = {'qwen3_moe': ('mlp.gate', 'mlp.switch_mlp'), 'mixtral': ('block_sparse_moe.gate', 'block_sparse_moe.switch_mlp'),

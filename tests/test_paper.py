@@ -5,8 +5,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from ram.models import save_tiny_model
 from ram.reproduce import PAPER, TEMPLATES, reproduce
+from ram.tiny import save_tiny_model
 
 PNG = b'\x89PNG\r\n\x1a\n'
 

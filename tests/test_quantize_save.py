@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from ram.core import KEEP, QuantConfig, candidates, feasible
-from ram.models import quantizable_tensors, save_tiny_model, tiny_model
+from ram.models import quantizable_tensors
 from ram.quantizer import predicted_bytes, quantize, safetensors_payload, save_model_folder, uniform_configs
+from ram.tiny import save_tiny_model, tiny_model
 
 
 def _mixed(model, seed=0):

@@ -26,7 +26,8 @@ def test_predicted_bytes_equal_saved_bytes_at_4bit_g64(ref, tmp_path):
 
 def test_reference_perplexity_is_sane(ref):
     "A wrong q/k permutation or tokenizer gives PPL in the thousands; the documented value is about 20.7."
-    from ram.evaluate import corpus_tokens, get_protocol, perplexity
+    from ram.evaluate import perplexity
+    from ram.scoring import corpus_tokens, get_protocol
     model, tok, _, _ = ref
     ppl = perplexity(model, tok, get_protocol('quick', n=1, length=1024), progress=False).ppl
     assert 8 < ppl < 40, ppl

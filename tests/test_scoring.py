@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from ram.evaluate import Protocol, corpus_ppl, score_windows, windows
-from ram.models import tiny_model
+from ram.evaluate import corpus_ppl
+from ram.scoring import Protocol, score_windows, windows
+from ram.tiny import tiny_model
 
 
 @pytest.mark.parametrize('bits,group', [(2, 32), (3, 64), (4, 64), (8, 32)])
@@ -44,7 +45,8 @@ def test_dequantized_weights_are_exactly_scale_q_plus_bias():
     "Scales are cast to fp32 before dequantizing: no extra bf16 rounding of the weights."
     import mlx.core as mx
     import mlx.nn as nn
-    from ram.evaluate import to_fp32
+
+    from ram.scoring import to_fp32
     m = tiny_model(seed=2)
     m.set_dtype(mx.bfloat16)
     nn.quantize(m, group_size=64, bits=4)

@@ -1,5 +1,8 @@
 "Import every module and run the command line's help: the package installs and its entry point works."
-import importlib, pkgutil, subprocess, sys
+import importlib
+import pkgutil
+import subprocess
+import sys
 
 import ram
 

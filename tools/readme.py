@@ -1,5 +1,6 @@
 "Render nbs/index.ipynb to README.md (GitHub markdown) without Quarto: markdown cells as they are, shown code fenced."
-import json, sys
+import json
+import sys
 from pathlib import Path
 
 root = Path(__file__).resolve().parents[1]
