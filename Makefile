@@ -1,6 +1,6 @@
 # RAM: two commands on a fresh machine.
 #   make reproduce   set up, then run the main job on the reference model
-#   make test        set up, then check notebooks/library sync, nbdev_test, pytest (incl. the docs site)
+#   make test        set up, then lint (line length, import graph), notebooks/library sync, nbdev_test, pytest
 #   make docs        build the docs site from the notebooks -> docs/_build/html/index.html
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,7 +11,7 @@ STAMP := $(VENV)/.ram-installed
 BLAS = $(shell $(BIN)/python -c "from ram.blas import find_openblas; print(find_openblas() or '')" 2>/dev/null)
 RUN = LD_PRELOAD="$(BLAS)$(if $(LD_PRELOAD),:$(LD_PRELOAD),)" RAM_BLAS_CHECKED=1
 
-.PHONY: setup docs reproduce test test-slow check-readme check-clean check-export nbtest pytest bench clean-venv
+.PHONY: setup docs reproduce test test-slow lint check-readme check-clean check-export nbtest pytest bench clean-venv
 
 setup: $(STAMP)
 
@@ -50,7 +50,13 @@ pytest: setup
 check-readme: setup
 	$(BIN)/python tools/readme.py --check
 
-test: check-clean check-export check-readme nbtest pytest
+# ruff (ruff.toml): lines of at most 120 characters, no unused or undefined names; then the import graph: no module
+# imports one from a later chapter, no cycle, nothing imports ram.cli
+lint: setup
+	$(BIN)/ruff check nbs tests tools bench ram
+	$(BIN)/python tools/import_graph.py
+
+test: lint check-clean check-export check-readme nbtest pytest
 
 bench: setup
 	$(RUN) $(BIN)/python bench/score_speed.py

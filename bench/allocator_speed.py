@@ -1,4 +1,5 @@
-"""Allocator speed and quality: `ram.allocator.allocate` on a synthetic 100,000-tensor profile, against a naive greedy and the exact DP.
+"""Allocator speed and quality: `ram.allocator.allocate` on a synthetic 100,000-tensor profile, against a naive greedy
+and the exact DP.
 
     python bench/allocator_speed.py [--n 100000] [--configs 19] [--repeat 3] [--naive-n 10000] [--dp-n 200]
 
@@ -85,15 +86,24 @@ def main():
     t0 = time.perf_counter()
     tab = synthetic_table(a.n, a.configs)
     lo, hi = achievable_range(tab)
-    print(f'\n1. allocate on synthetic_table({a.n:,}, {a.configs}): {len(tab):,} rows (built in {time.perf_counter() - t0:.2f} s); '
-          f'achievable {lo:,} .. {hi:,} bytes ({lo / 1e9:.2f} .. {hi / 1e9:.2f} GB)')
+    print(
+        f'\n1. allocate on synthetic_table({a.n:,}, {a.configs}): {len(tab):,} rows (built in '
+        f'{time.perf_counter() - t0:.2f} s); '
+        f'achievable {lo:,} .. {hi:,} bytes ({lo / 1e9:.2f} .. {hi / 1e9:.2f} GB)'
+    )
     budgets = [int(lo + f * (hi - lo)) for f in FRACS]
     print(f'{"budget":>8} {"GB":>8} {"best s":>8} {"mean s":>8} {"rel gap":>10} {"lambda":>10} {"used/budget":>12}')
     for f, b in zip(FRACS, budgets):
         best, mean, al = best_of(lambda: allocate(tab, b), a.repeat)
-        print(f'{f:>8.0%} {b / 1e9:>8.3f} {best:>8.3f} {mean:>8.3f} {al.rel_gap:>10.2e} {al.lam:>10.3g} {al.total_bytes / b:>12.6f}')
+        print(
+            f'{f:>8.0%} {b / 1e9:>8.3f} {best:>8.3f} {mean:>8.3f} {al.rel_gap:>10.2e} {al.lam:>10.3g} '
+            f'{al.total_bytes / b:>12.6f}'
+        )
     best, mean, sw = best_of(lambda: allocate_sweep(tab, budgets), a.repeat)
-    print(f'allocate_sweep over the 3 budgets: {best:.3f} s (mean {mean:.3f}); worst rel gap {max(s.rel_gap for s in sw):.2e}')
+    print(
+        f'allocate_sweep over the 3 budgets: {best:.3f} s (mean {mean:.3f}); worst rel gap '
+        f'{max(s.rel_gap for s in sw):.2e}'
+    )
 
     n = a.naive_n
     small = tab if n == a.n else synthetic_table(n, a.configs)
@@ -109,8 +119,14 @@ def main():
 
     dp = synthetic_table(a.dp_n, a.configs, seed=1, numel_range=(128, 128 * 20))
     lo, hi = achievable_range(dp)
-    print(f'\n3. against the exact DP on synthetic_table({a.dp_n}, {a.configs}, numel 128..2560): achievable {lo:,} .. {hi:,} bytes')
-    print(f'{"budget":>8} {"allocate s":>11} {"DP s":>8} {"allocate D":>12} {"optimal D":>12} {"rel excess":>11} {"rel gap":>9}')
+    print(
+        f'\n3. against the exact DP on synthetic_table({a.dp_n}, {a.configs}, numel 128..2560): achievable {lo:,} '
+        f'.. {hi:,} bytes'
+    )
+    print(
+        f'{"budget":>8} {"allocate s":>11} {"DP s":>8} {"allocate D":>12} {"optimal D":>12} {"rel excess":>11} '
+        f'{"rel gap":>9}'
+    )
     for f in FRACS:
         b = int(lo + f * (hi - lo))
         t_a, _, al = best_of(lambda: allocate(dp, b), a.repeat)

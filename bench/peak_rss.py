@@ -6,7 +6,8 @@ reports its own peak RSS (VmHWM). The claim checked: peak RSS stays below 2x the
 a fixed working set, whatever the number of shards.
 
     LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --layers 6 26 --ops quantize
-    LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 --ops profile
+    LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 \\
+        --ops profile
 
 Measured (2 shared CPU cores, mlx 0.32.4 CPU, bf16 random weights, GB = 1e9 bytes; "before" = the code
 this benchmark replaced: eager `mlx_lm.load` for quantize, whole-tensor fp32 temporaries for profile):
@@ -38,12 +39,34 @@ import time
 from pathlib import Path
 
 ARCHS = {  # the published configs of these models; only num_hidden_layers is changed
-    'qwen3-4b': dict(model_type='qwen3', hidden_size=2560, intermediate_size=9728, num_attention_heads=32, num_key_value_heads=8,
-                     head_dim=128, vocab_size=151936, rms_norm_eps=1e-6, rope_theta=1e6, max_position_embeddings=40960,
-                     tie_word_embeddings=True, num_hidden_layers=36),
-    'qwen3-0.6b': dict(model_type='qwen3', hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_key_value_heads=8,
-                       head_dim=128, vocab_size=151936, rms_norm_eps=1e-6, rope_theta=1e6, max_position_embeddings=40960,
-                       tie_word_embeddings=True, num_hidden_layers=28),
+    'qwen3-4b': dict(
+        model_type='qwen3',
+        hidden_size=2560,
+        intermediate_size=9728,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        rms_norm_eps=1e-6,
+        rope_theta=1e6,
+        max_position_embeddings=40960,
+        tie_word_embeddings=True,
+        num_hidden_layers=36,
+    ),
+    'qwen3-0.6b': dict(
+        model_type='qwen3',
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        rms_norm_eps=1e-6,
+        rope_theta=1e6,
+        max_position_embeddings=40960,
+        tie_word_embeddings=True,
+        num_hidden_layers=28,
+    ),
 }
 
 CHILD = r'''
@@ -103,10 +126,16 @@ def main():
             print(f'  {op}: peak RSS {r["peak_rss"] / 1e9:.2f} GB in {r["seconds"]:.0f} s', flush=True)
             shutil.rmtree(folder.parent / (folder.name + '-work'), ignore_errors=True)
         if not a.keep: shutil.rmtree(folder)
-    print(f"\n| model | layers | op | size (GB) | shards | largest shard (GB) | peak RSS (GB) | RSS / largest shard | seconds |")
+    print(
+        "\n| model | layers | op | size (GB) | shards | largest shard (GB) | peak RSS (GB) | RSS / largest shard | "
+        "seconds |"
+    )
     print('|---|---|---|---|---|---|---|---|---|')
     for arch, n, op, size, k, big, rss, s in rows:
-        print(f'| {arch} | {n} | {op} | {size / 1e9:.2f} | {k} | {big / 1e9:.2f} | {rss / 1e9:.2f} | {rss / big:.2f} | {s:.0f} |')
+        print(
+            f'| {arch} | {n} | {op} | {size / 1e9:.2f} | {k} | {big / 1e9:.2f} | {rss / 1e9:.2f} | {rss / big:.2f} '
+            f'| {s:.0f} |'
+        )
 
 
 if __name__ == '__main__': main()

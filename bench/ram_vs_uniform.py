@@ -36,8 +36,13 @@ def score(model_id, configs, toks, proto, desc):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--model', default='reference'); p.add_argument('--n', type=int, default=32)
-    p.add_argument('--length', type=int, default=2048); p.add_argument('--configs', nargs='+', default=['3b-g64', '4b-g64', '8b-g64'])
-    p.add_argument('--mode', nargs='+', default=['weight'], help='distortion mode(s) to allocate on; one RAM row per mode'); p.add_argument('--sweep', type=int, default=0); p.add_argument('--sweep-n', type=int, default=16)
+    p.add_argument('--length', type=int, default=2048)
+    p.add_argument('--configs', nargs='+', default=['3b-g64', '4b-g64', '8b-g64'])
+    p.add_argument(
+        '--mode', nargs='+', default=['weight'], help='distortion mode(s) to allocate on; one RAM row per mode'
+    )
+    p.add_argument('--sweep', type=int, default=0)
+    p.add_argument('--sweep-n', type=int, default=16)
     p.add_argument('--alpha', action='store_true', help='calibrate a loss slope per tensor (ram profile --alpha)')
     p.add_argument('--calib-n', type=int, default=4); p.add_argument('--calib-length', type=int, default=512)
     p.add_argument('--out', default='runs/ram_vs_uniform.json')
@@ -57,7 +62,15 @@ def main():
     m, tok = load(a.model)
     toks = corpus_tokens(tok)
     proto = get_protocol('paper', a.n, a.length, 42)
-    res = {'model': a.model, 'protocol': proto.to_dict(), 'mode': a.mode, 'alpha': a.alpha, 'profile': str(ppath), 'rows': [], 'sweep': []}
+    res = {
+        'model': a.model,
+        'protocol': proto.to_dict(),
+        'mode': a.mode,
+        'alpha': a.alpha,
+        'profile': str(ppath),
+        'rows': [],
+        'sweep': [],
+    }
     base_ppl, base_med, _, _ = score(a.model, None, toks, proto, 'unquantized')
     res['unquantized'] = {'ppl': base_ppl, 'median': base_med}
     for name in a.configs:
@@ -79,20 +92,37 @@ def main():
     print(f"{'condition':<22}{'bytes':>14}{'GB':>9}{'corpus PPL':>12}{'median PPL':>12}")
     print(f"{'unquantized (fp32)':<22}{'':>14}{'':>9}{base_ppl:>12.3f}{base_med:>12.3f}")
     for r in res['rows']:
-        print(f"{'uniform ' + r['config']:<22}{r['uniform_bytes']:>14,}{r['uniform_bytes'] / 1e9:>9.4f}{r['uniform_ppl']:>12.3f}{r['uniform_median']:>12.3f}")
+        print(
+            f"{'uniform ' + r['config']:<22}{r['uniform_bytes']:>14,}{r['uniform_bytes'] / 1e9:>9.4f}"
+            f"{r['uniform_ppl']:>12.3f}{r['uniform_median']:>12.3f}"
+        )
         for mode, q in r['ram'].items():
-            print(f"{'RAM ' + mode + ', same bytes':<22}{q['bytes']:>14,}{q['bytes'] / 1e9:>9.4f}{q['ppl']:>12.3f}{q['median']:>12.3f}"
-                  f"   recovers {100 * q['recovered']:.1f}% of the gap (allocator gap {q['gap_pct']:.4f}%)")
+            print(
+                f"{'RAM ' + mode + ', same bytes':<22}{q['bytes']:>14,}{q['bytes'] / 1e9:>9.4f}"
+                f"{q['ppl']:>12.3f}{q['median']:>12.3f}"
+                f"   recovers {100 * q['recovered']:.1f}% of the gap (allocator gap {q['gap_pct']:.4f}%)"
+            )
     if a.sweep:
         lo, hi = achievable_range(prof.allocation_table(a.mode[0]), prof.meta['fixed_bytes'])
         budgets = [int(lo + (hi - lo) * k / (a.sweep - 1)) for k in range(a.sweep)]
         sproto = get_protocol('paper', a.sweep_n, a.length, 42)
         plans = plan_budgets(prof, budgets, mode=a.mode[0])
-        print(f"\nRD sweep (RAM {a.mode[0]}), {sproto.n} x {sproto.length} tokens\n{'budget bytes':>14}{'GB':>9}{'bpw':>7}{'pred. D':>12}{'corpus PPL':>12}{'median PPL':>12}")
+        print(
+            f"\nRD sweep (RAM {a.mode[0]}), {sproto.n} x {sproto.length} "
+            f"tokens\n{'budget bytes':>14}{'GB':>9}{'bpw':>7}{'pred. D':>12}{'corpus PPL':>12}{'median PPL':>12}"
+        )
         for b, plan in zip(budgets, plans):
             ppl, med, _, _ = score(a.model, plan.configs(), toks, sproto, f'sweep {b / 1e9:.4f} GB')
-            res['sweep'].append({'budget': b, 'bytes': plan.total_bytes, 'bpw': plan.bpw, 'D': plan.total_D, 'ppl': ppl, 'median': med})
-            print(f'{plan.total_bytes:>14,}{plan.total_bytes / 1e9:>9.4f}{plan.bpw:>7.3f}{plan.total_D:>12.5g}{ppl:>12.3f}{med:>12.3f}', flush=True)
+            res['sweep'].append(
+                {'budget': b, 'bytes': plan.total_bytes, 'bpw': plan.bpw, 'D': plan.total_D, 'ppl': ppl, 'median': med}
+            )
+            print(
+                (
+                    f'{plan.total_bytes:>14,}{plan.total_bytes / 1e9:>9.4f}{plan.bpw:>7.3f}{plan.total_D:>12.5g}'
+                    f'{ppl:>12.3f}{med:>12.3f}'
+                ),
+                flush=True,
+            )
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(f'written: {a.out}')

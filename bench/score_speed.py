@@ -20,7 +20,6 @@ import numpy as np
 
 def _score_child(args):
     "Time RAM's scorer in this process; print JSON."
-    import mlx.core as mx
 
     from ram.blas import blas_in_use
     from ram.core import QuantConfig
@@ -31,7 +30,9 @@ def _score_child(args):
     quantize(model, QuantConfig.parse(args.config))
     wins, _ = windows(corpus_tokens(tok), get_protocol('paper', args.n, args.length, 42))
     t0 = time.perf_counter(); to_fp32(model); t_conv = time.perf_counter() - t0
-    t0 = time.perf_counter(); tab = score_windows(model, wins, fp32=False, fast=not args.mlx_attention, progress=False); t = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tab = score_windows(model, wins, fp32=False, fast=not args.mlx_attention, progress=False)
+    t = time.perf_counter() - t0
     print(json.dumps({'seconds': t, 'convert_seconds': t_conv, 'nll': tab.nll.tolist(), 'blas': blas_in_use()}))
 
 
@@ -57,24 +58,48 @@ def main():
     wins, _ = windows(corpus_tokens(tok), get_protocol('paper', args.n, args.length, 42))
     ntok = wins.shape[0] * (wins.shape[1] - 1)
     print(f'{args.model} at {args.config}: {args.n} windows x {args.length} tokens = {ntok} scored tokens', flush=True)
-    t0 = time.perf_counter(); base_ppl, _ = eval_ppl(model, mx.array(wins), batch_size=1); t_base = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    base_ppl, _ = eval_ppl(model, mx.array(wins), batch_size=1)
+    t_base = time.perf_counter() - t0
     del model
     runs = {}
     for label, extra, flags in [('openblas', {}, []), ('openblas, MLX attention+loss', {}, ['--mlx-attention']),
                                 ('reference BLAS', {'RAM_BLAS': 'none', 'LD_PRELOAD': ''}, [])]:
         env = dict(os.environ, **extra)
-        out = subprocess.run([sys.executable, __file__, '--child', '--model', args.model, '--config', args.config,
-                              '--n', str(args.n), '--length', str(args.length), *flags], env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                '--child',
+                '--model',
+                args.model,
+                '--config',
+                args.config,
+                '--n',
+                str(args.n),
+                '--length',
+                str(args.length),
+                *flags,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode: sys.exit(out.stderr)
         runs[label] = json.loads(out.stdout.strip().splitlines()[-1])
     ram_ppl = float(np.exp(np.sum(runs['openblas']['nll']) / ntok))
     print(f"\n{'path':<52}{'seconds':>9}{'tokens/s':>10}{'x mlx-lm':>10}")
     print(f"{'mlx-lm eval_ppl, quantized forward (baseline)':<52}{t_base:>9.1f}{ntok / t_base:>10.0f}{1:>10.2f}")
     for label, r in runs.items():
-        print(f"{'RAM fp32, ' + label + ' (' + os.path.basename(r['blas']) + ')':<52}{r['seconds']:>9.1f}{ntok / r['seconds']:>10.0f}{t_base / r['seconds']:>10.2f}")
+        print(
+            f"{'RAM fp32, ' + label + ' (' + os.path.basename(r['blas']) + ')':<52}{r['seconds']:>9.1f}"
+            f"{ntok / r['seconds']:>10.0f}{t_base / r['seconds']:>10.2f}"
+        )
         tot = r['seconds'] + r['convert_seconds']
         print(f"{'  same, dequantization included':<52}{tot:>9.1f}{ntok / tot:>10.0f}{t_base / tot:>10.2f}")
-    print(f'\nPPL on these windows: mlx-lm path {base_ppl:.4f} (activations in the model dtype), RAM fp32 {ram_ppl:.4f}')
+    print(
+        (f'\nPPL on these windows: mlx-lm path {base_ppl:.4f} (activations in the model dtype), RAM fp32 {ram_ppl:.4f}')
+    )
 
 
 if __name__ == '__main__':

@@ -61,9 +61,13 @@ class Allocation:
 
     def __eq__(self, other):
         if not isinstance(other, Allocation): return NotImplemented
-        same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+        same = lambda a, b: (
+            a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+        )
         return np.array_equal(self.rows, other.rows) and all(
-            same(getattr(self, k), getattr(other, k)) for k in ('total_bytes', 'total_D', 'lam', 'dual_bound', 'gap', 'budget_bytes'))
+            same(getattr(self, k), getattr(other, k))
+            for k in ('total_bytes', 'total_D', 'lam', 'dual_bound', 'gap', 'budget_bytes')
+        )
 
     def __hash__(self): return hash((self.rows.tobytes(), self.total_bytes, self.budget_bytes))
 
@@ -106,17 +110,22 @@ def _matrices(table: pd.DataFrame):
     codes, names = _codes(table['tensor'])
     nbytes = table['bytes'].to_numpy()
     if not np.issubdtype(nbytes.dtype, np.integer):
-        if not np.all(np.isfinite(nbytes)) or np.any(nbytes != np.round(nbytes)): raise ValueError('bytes must be whole numbers')
+        if not np.all(np.isfinite(nbytes)) or np.any(nbytes != np.round(nbytes)):
+            raise ValueError('bytes must be whole numbers')
     nbytes = nbytes.astype(np.int64)
     if (nbytes < 0).any(): raise ValueError('bytes must be >= 0')
     dist = table['D'].to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(dist)): raise ValueError('D must be finite (NaN or inf found)')
     counts = np.bincount(codes)
     shape = (len(counts), int(counts.max()))
-    if len(codes) == shape[0] * shape[1] and np.all(codes[::shape[1]] == np.arange(shape[0])) and np.all(np.diff(codes) >= 0):
+    if (
+        len(codes) == shape[0] * shape[1]
+        and np.all(codes[:: shape[1]] == np.arange(shape[0]))
+        and np.all(np.diff(codes) >= 0)
+    ):
         R, D, P = nbytes.reshape(shape), dist.reshape(shape), np.arange(len(codes)).reshape(shape)  # grouped, no gaps
     else:
-        order = np.argsort(codes, kind='stable')      # rows grouped by tensor, table order kept inside a group
+        order = np.argsort(codes, kind='stable')  # rows grouped by tensor, table order kept inside a group
         t = codes[order]
         col = np.arange(len(order)) - (np.cumsum(counts) - counts)[t]
         R, D, P = np.full(shape, _PAD_BYTES, np.int64), np.full(shape, np.inf), np.full(shape, -1, np.int64)
@@ -146,7 +155,8 @@ def _slopes(R, D):
 
 
 def _lower_hull(R, D, n):
-    "Lower convex hull of each tensor's `n` Pareto points (packed left in R, D): vertex columns packed left, their R and D, counts."
+    """Lower convex hull of each tensor's `n` Pareto points (packed left in R, D): vertex columns packed left, their R
+    and D, counts."""
     T, w = R.shape
     H, m, owned = np.broadcast_to(np.arange(w), (T, w)), n.copy(), False   # copy R, D, H before writing into them
     rows = np.flatnonzero(n > 2)                      # 1 or 2 points: all of them are vertices
@@ -203,12 +213,25 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
     valid = np.arange(hull.shape[1] - 1) < (nh - 1)[:, None]
     seg_t = np.broadcast_to(np.arange(len(n))[:, None], valid.shape)[valid]
     last = np.take_along_axis(R, (n - 1)[:, None], 1)[:, 0]
-    return _Prepared(names, R, D, P, n, hull, nh, seg_t, np.diff(hR, axis=1)[valid], _slopes(hR, hD)[valid],
-                     int(R[:, 0].sum()), int(last.sum()))
+    return _Prepared(
+        names=names,
+        R=R,
+        D=D,
+        P=P,
+        n=n,
+        hull=hull,
+        nh=nh,
+        seg_t=seg_t,
+        seg_dR=np.diff(hR, axis=1)[valid],
+        seg_slope=_slopes(hR, hD)[valid],
+        lo=int(R[:, 0].sum()),
+        hi=int(last.sum()),
+    )
 
 # %% ../nbs/03_allocator.ipynb #13c8759f
 def hulls(table: pd.DataFrame) -> pd.DataFrame:
-    "Each tensor's lower-convex-hull rows of (bytes, D), cheapest first; adds `row` (position) and `slope` (D saved per byte by the next vertex)."
+    """Each tensor's lower-convex-hull rows of (bytes, D), cheapest first; adds `row` (position) and `slope` (D saved
+    per byte by the next vertex)."""
     p = _prepare(table)
     valid = np.arange(p.hull.shape[1]) < p.nh[:, None]
     pos = np.take_along_axis(p.P, p.hull, 1)[valid]
@@ -221,7 +244,8 @@ def hulls(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def achievable_range(table: pd.DataFrame, fixed_bytes: int = 0) -> tuple[int, int]:
-    "The smallest and largest total bytes an allocation can have (cheapest configs; least-distortion configs), fixed cost included."
+    """The smallest and largest total bytes an allocation can have (cheapest configs; least-distortion configs), fixed
+    cost included."""
     p = _prepare(table)
     return fixed_bytes + p.lo, fixed_bytes + p.hi
 
@@ -230,7 +254,8 @@ _EXACT = 4096   # candidates sorted exactly at the end of the quickselect
 
 
 def _crossing(slope, dR, room: int):
-    "Segments the greedy hull path takes within `room` bytes (mask), and the slope of the first one it cannot take (0 if all fit)."
+    """Segments the greedy hull path takes within `room` bytes (mask), and the slope of the first one it cannot take (0
+    if all fit)."""
     cand, base = np.arange(len(slope)), 0
     while len(cand) > _EXACT:
         s = slope[cand]
@@ -252,7 +277,8 @@ def _crossing(slope, dR, room: int):
 
 
 def _path(p: _Prepared, room: int):
-    "Where the greedy hull path meets `room` extra bytes: (segments taken, multiplier, hull steps per tensor, columns, bytes left)."
+    """Where the greedy hull path meets `room` extra bytes: (segments taken, multiplier, hull steps per tensor, columns,
+    bytes left)."""
     taken, lam = _crossing(p.seg_slope, p.seg_dR, room)
     steps = np.bincount(p.seg_t[taken], minlength=p.T)
     return taken, lam, steps, p.hull[np.arange(p.T), steps], room - int(p.seg_dR[taken].sum())
@@ -314,7 +340,9 @@ def _greedy_fill(p: _Prepared, cur: np.ndarray, room: int):
 def _budget_int(budget) -> int:
     if isinstance(budget, (str, Budget)): return parse_budget(budget).to_bytes()
     if isinstance(budget, (bool, float)) or not isinstance(budget, (int, np.integer)):
-        raise ValueError(f'budget_bytes must be an integer number of bytes (or a budget string like "16GB"), got {budget!r}')
+        raise ValueError(
+            (f'budget_bytes must be an integer number of bytes (or a budget string like "16GB"), got {budget!r}')
+        )
     return int(budget)
 
 
@@ -343,7 +371,15 @@ def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
             alt, _, _ = _greedy_fill(p, alt, alt_left)
             if p.D[ar, alt].sum() < p.D[ar, best].sum(): best = alt
     total_D = float(p.D[ar, best].sum())
-    return Allocation(p.P[ar, best], fixed_bytes + int(p.R[ar, best].sum()), total_D, lam, dual, total_D - dual, budget)
+    return Allocation(
+        rows=p.P[ar, best],
+        total_bytes=fixed_bytes + int(p.R[ar, best].sum()),
+        total_D=total_D,
+        lam=lam,
+        dual_bound=dual,
+        gap=total_D - dual,
+        budget_bytes=budget,
+    )
 
 
 def _repair(p: _Prepared, cur: np.ndarray, left: int, keep: int):
@@ -363,7 +399,8 @@ def _repair(p: _Prepared, cur: np.ndarray, left: int, keep: int):
 
 
 def allocate(table: pd.DataFrame, budget_bytes: int, fixed_bytes: int = 0) -> Allocation:
-    "Choose one row per tensor of the profile `table` minimizing total `D` with total `bytes` + `fixed_bytes` <= `budget_bytes`."
+    """Choose one row per tensor of the profile `table` minimizing total `D` with total `bytes` + `fixed_bytes` <=
+    `budget_bytes`."""
     return _solve(_prepare(table), budget_bytes, fixed_bytes)
 
 
@@ -382,7 +419,8 @@ def exact_dp(table: pd.DataFrame, budget_bytes: int, fixed_bytes: int = 0, max_c
     if budget < lo: raise ValueError(_infeasible(budget, lo, _prepare(table).hi + fixed_bytes))
     g = reduce(math.gcd, R[valid].tolist(), 0) or 1
     W = (min(budget, hi) - fixed_bytes) // g
-    if R.shape[0] * (W + 1) > max_cells: raise ValueError(f'exact_dp: {R.shape[0]} tensors x {W + 1} byte units is too large')
+    if R.shape[0] * (W + 1) > max_cells:
+        raise ValueError(f'exact_dp: {R.shape[0]} tensors x {W + 1} byte units is too large')
     best = np.zeros(W + 1)                            # least D within w units, no tensor yet
     choice = np.zeros((R.shape[0], W + 1), np.int16)
     for t in range(R.shape[0]):
@@ -400,8 +438,15 @@ def exact_dp(table: pd.DataFrame, budget_bytes: int, fixed_bytes: int = 0, max_c
         cols[t] = choice[t, w]
         w -= int(R[t, cols[t]]) // g
     ar = np.arange(R.shape[0])
-    return Allocation(P[ar, cols], fixed_bytes + int(R[ar, cols].sum()), float(D[ar, cols].sum()),
-                      math.nan, math.nan, math.nan, budget)
+    return Allocation(
+        rows=P[ar, cols],
+        total_bytes=fixed_bytes + int(R[ar, cols].sum()),
+        total_D=float(D[ar, cols].sum()),
+        lam=math.nan,
+        dual_bound=math.nan,
+        gap=math.nan,
+        budget_bytes=budget,
+    )
 
 # %% ../nbs/03_allocator.ipynb #f42d2069
 _PROJ = ('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
@@ -421,19 +466,33 @@ def synthetic_table(n_tensors: int, n_configs: int = 19, seed: int = 0, numel_ra
     aff = np.array([c.quantized for c in cfgs])
     n = numel[:, None]
     nbytes = np.where(aff, n * bits // 8 + n // np.where(aff, group, 1) * 4, n * 2)
-    d = np.where(aff, 2.0 * 2.0 ** (-2 * bits) * (1 + group / 256) * rng.lognormal(0.0, 0.15, (n_tensors, len(cfgs))), 0.0)
+    d = np.where(
+        aff, 2.0 * 2.0 ** (-2 * bits) * (1 + group / 256) * rng.lognormal(0.0, 0.15, (n_tensors, len(cfgs))), 0.0
+    )
     keep = np.ones((n_tensors, len(cfgs)), bool)
     if n_configs < len(cfgs):
         rank = np.argsort(rng.random((n_tensors, len(cfgs) - 1)), axis=1)
         keep[:, :-1] = rank < n_configs - 1
     t, c = np.nonzero(keep)
-    names = np.array([f'model.layers.{i // len(_PROJ)}.{_PROJ[i % len(_PROJ)]}' for i in range(n_tensors)], dtype=object)
+    names = np.array(
+        [f'model.layers.{i // len(_PROJ)}.{_PROJ[i % len(_PROJ)]}' for i in range(n_tensors)], dtype=object
+    )
     with np.errstate(divide='ignore'):
         sqnr = -10 * np.log10(d[t, c])
-    return pd.DataFrame({'tensor': names[t], 'config': np.array([x.name for x in cfgs], dtype=object)[c],
-                         'bits': bits[c], 'group_size': group[c], 'mode': np.array([x.mode for x in cfgs], dtype=object)[c],
-                         'numel': numel[t], 'bytes': nbytes[t, c], 'd': d[t, c], 'sqnr': sqnr,
-                         'D': importance[t] * d[t, c]})
+    return pd.DataFrame(
+        {
+            'tensor': names[t],
+            'config': np.array([x.name for x in cfgs], dtype=object)[c],
+            'bits': bits[c],
+            'group_size': group[c],
+            'mode': np.array([x.mode for x in cfgs], dtype=object)[c],
+            'numel': numel[t],
+            'bytes': nbytes[t, c],
+            'd': d[t, c],
+            'sqnr': sqnr,
+            'D': importance[t] * d[t, c],
+        }
+    )
 
 # %% ../nbs/03_allocator.ipynb #cae415b4
 def plan_budgets(profile, budgets, mode: str = 'weight', method: str = 'RAM') -> list:
@@ -445,9 +504,29 @@ def plan_budgets(profile, budgets, mode: str = 'weight', method: str = 'RAM') ->
     plans = []
     for b, a in zip(bs, allocs):
         sel = table.iloc[a.rows]
-        tensors = {r.tensor: TensorChoice(QuantConfig(int(r.bits), int(r.group_size), str(r.mode)), int(r.bytes), float(r.d), float(r.D))
-                   for r in sel.itertuples(index=False)}
-        plans.append(Plan(method, profile.meta['model'], tensors, fixed, n, str(b), int(a.budget_bytes),
-                          profile.meta.get('model_hash'), mode, float(a.lam), float(a.dual_bound),
-                          {'profile_settings': profile.meta.get('settings', {})}))
+        tensors = {
+            r.tensor: TensorChoice(
+                config=QuantConfig(int(r.bits), int(r.group_size), str(r.mode)),
+                bytes=int(r.bytes),
+                d=float(r.d),
+                D=float(r.D),
+            )
+            for r in sel.itertuples(index=False)
+        }
+        plans.append(
+            Plan(
+                method=method,
+                model=profile.meta['model'],
+                tensors=tensors,
+                fixed_bytes=fixed,
+                n_params=n,
+                budget=str(b),
+                budget_bytes=int(a.budget_bytes),
+                model_hash=profile.meta.get('model_hash'),
+                mode=mode,
+                lam=float(a.lam),
+                dual_bound=float(a.dual_bound),
+                extra={'profile_settings': profile.meta.get('settings', {})},
+            )
+        )
     return plans

@@ -44,7 +44,8 @@ __all__ = ['RAM_V1_WEIGHTS', 'RAM_V1_RULES', 'RAM_V1_LOW', 'RAM_V1_DEFAULT', 'RA
 
 # %% ../nbs/07_baselines.ipynb #82f8ba4d
 def _rows(profile: Profile, mode: str) -> pd.DataFrame:
-    if mode not in profile.modes: raise ValueError(f'profile has no {mode!r} distortion; it has: {", ".join(profile.modes)}')
+    if mode not in profile.modes:
+        raise ValueError(f'profile has no {mode!r} distortion; it has: {", ".join(profile.modes)}')
     t = profile.table.copy()
     t['d'] = t[f'd_{mode}']
     t['D'] = t.prior * t.alpha * t.d
@@ -52,20 +53,25 @@ def _rows(profile: Profile, mode: str) -> pd.DataFrame:
 
 
 def _choice(r) -> TensorChoice:
-    return TensorChoice(QuantConfig(int(r.bits), int(r.group_size), str(r.mode)), int(r.bytes), float(r.d), float(r.D))
+    return TensorChoice(
+        config=QuantConfig(int(r.bits), int(r.group_size), str(r.mode)), bytes=int(r.bytes), d=float(r.d), D=float(r.D)
+    )
 
 
 def _shape(s: str) -> tuple: return tuple(int(x) for x in str(s).split('x'))
 
 
-def _as_config(config) -> QuantConfig: return config if isinstance(config, QuantConfig) else QuantConfig.parse(str(config))
+def _as_config(config) -> QuantConfig:
+    return config if isinstance(config, QuantConfig) else QuantConfig.parse(str(config))
 
 
 def uniform_plan(profile: Profile, config, mode: str = 'weight') -> Plan:
-    "Every quantizable tensor of `profile`'s model at `config` ('4b-g64' or a `QuantConfig`); tensors it cannot store are kept 16-bit."
+    """Every quantizable tensor of `profile`'s model at `config` ('4b-g64' or a `QuantConfig`); tensors it cannot store
+    are kept 16-bit."""
     c = _as_config(config)
     profiled = candidates(bool(profile.meta.get('settings', {}).get('extended', False)))
-    if c not in profiled: raise ValueError(f'{c.name} is not among the profiled configs; valid: {", ".join(x.name for x in profiled)}')
+    if c not in profiled:
+        raise ValueError(f'{c.name} is not among the profiled configs; valid: {", ".join(x.name for x in profiled)}')
     t = _rows(profile, mode)
     tensors, kept = {}, []
     for name, g in t.groupby('tensor', sort=False):
@@ -73,21 +79,34 @@ def uniform_plan(profile: Profile, config, mode: str = 'weight') -> Plan:
         want = c if feasible(c, _shape(shape)) else KEEP
         if want != c: kept.append(name)
         row = g[g.config == want.name]
-        if row.empty: raise ValueError(f'the profile has no {want.name} row for {name} (shape {shape}); re-profile the model')
+        if row.empty:
+            raise ValueError(f'the profile has no {want.name} row for {name} (shape {shape}); re-profile the model')
         tensors[name] = _choice(next(row.itertuples(index=False)))
     m = profile.meta
-    return Plan('uniform', m['model'], tensors, int(m['fixed_bytes']), int(m['n_params']), c.name, None, m.get('model_hash'), mode,
-                extra={'profile_settings': m.get('settings', {}), 'config': c.name, 'kept_infeasible': kept})
+    return Plan(
+        method='uniform',
+        model=m['model'],
+        tensors=tensors,
+        fixed_bytes=int(m['fixed_bytes']),
+        n_params=int(m['n_params']),
+        budget=c.name,
+        budget_bytes=None,
+        model_hash=m.get('model_hash'),
+        mode=mode,
+        extra={'profile_settings': m.get('settings', {}), 'config': c.name, 'kept_infeasible': kept},
+    )
 
 
 def uniform_plans(profile: Profile, mode: str = 'weight') -> list[Plan]:
-    "One uniform plan per quantized candidate config the profile holds (affine bits x groups, plus the float formats if profiled)."
+    """One uniform plan per quantized candidate config the profile holds (affine bits x groups, plus the float formats
+    if profiled)."""
     ext = bool(profile.meta.get('settings', {}).get('extended', False))
     return [uniform_plan(profile, c, mode) for c in candidates(ext) if c.quantized]
 
 # %% ../nbs/07_baselines.ipynb #6c56051f
 def spectral_concentration(w, top: float = 0.10) -> float:
-    "Share of the sum of singular values held by the largest `top` fraction of them (stacked experts: mean over experts)."
+    """Share of the sum of singular values held by the largest `top` fraction of them (stacked experts: mean over
+    experts)."""
     a = np.asarray(w.astype(mx.float32)) if isinstance(w, mx.array) else np.asarray(w, dtype=np.float32)
     shares = []
     for m in a.reshape(-1, *a.shape[-2:]):
@@ -107,7 +126,8 @@ def excess_kurtosis(w) -> float:
 
 
 def noise_gain(w: mx.array, n_probe: int = 16, seed: int = 0) -> float:
-    "RMS gain `||W x|| / ||x||` of the layer on `n_probe` seeded Gaussian input probes (stacked experts: over all experts)."
+    """RMS gain `||W x|| / ||x||` of the layer on `n_probe` seeded Gaussian input probes (stacked experts: over all
+    experts)."""
     x = mx.random.normal((n_probe, w.shape[-1]), key=mx.random.key(seed))
     y = x @ w.astype(mx.float32).swapaxes(-1, -2)
     n_mat = math.prod(w.shape[:-2]) if w.ndim > 2 else 1
@@ -129,7 +149,8 @@ NORMALIZATIONS = ('rank', 'minmax')
 
 
 def normalize_scores(x, how: str = 'rank') -> np.ndarray:
-    "Map scores to [0, 1] across tensors: percentile rank (ties averaged) or min-max; one value or a constant gives 0.5."
+    """Map scores to [0, 1] across tensors: percentile rank (ties averaged) or min-max; one value or a constant gives
+    0.5."""
     x = np.asarray(x, dtype=np.float64)
     if how not in NORMALIZATIONS: raise ValueError(f'unknown normalization {how!r}; valid: {", ".join(NORMALIZATIONS)}')
     if len(x) == 0: return x
@@ -146,7 +167,8 @@ def ram_v1_rule(composite: float) -> QuantConfig:
 
 
 def fallback(config: QuantConfig, shape) -> QuantConfig:
-    "`config` if it fits `shape`, else the same bits with the next smaller group that divides the input; 16-bit if none does."
+    """`config` if it fits `shape`, else the same bits with the next smaller group that divides the input; 16-bit if
+    none does."""
     if feasible(config, shape): return config
     for g in sorted((x for x in (32, 64, 128) if x < config.group_size), reverse=True):
         c = QuantConfig(config.bits, g)
@@ -162,7 +184,8 @@ def _open(model, lazy: bool = True):
 
 
 def _one_blas_thread():
-    "Limit BLAS/LAPACK to one thread (threadpoolctl, where installed): the small eigen-solves are fastest so, and far faster on a busy CPU."
+    """Limit BLAS/LAPACK to one thread (threadpoolctl, where installed): the small eigen-solves are fastest so, and far
+    faster on a busy CPU."""
     try: from threadpoolctl import threadpool_limits
     except ImportError: return contextlib.nullcontext()
     return threadpool_limits(1, user_api='blas')
@@ -170,8 +193,10 @@ def _one_blas_thread():
 
 def ram_v1_scores(model='reference', seed: int = 0, normalize: str = 'rank', dtype: str = 'bfloat16',
                   n_probe: int = 16, progress: bool = False) -> pd.DataFrame:
-    "RAM v1 per tensor: the four raw scores, their normalized values, the composite, the rule's config and the chosen (feasible) one."
-    if normalize not in NORMALIZATIONS: raise ValueError(f'unknown normalization {normalize!r}; valid: {", ".join(NORMALIZATIONS)}')
+    """RAM v1 per tensor: the four raw scores, their normalized values, the composite, the rule's config and the chosen
+    (feasible) one."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f'unknown normalization {normalize!r}; valid: {", ".join(NORMALIZATIONS)}')
     m, _, own = _open(model)
     require_unquantized(m, str(model) if own else 'model')
     with _one_blas_thread(): rows = _v1_rows(m, own, seed, dtype, n_probe, progress)
@@ -182,13 +207,20 @@ def _v1_rows(m, own, seed, dtype, n_probe, progress) -> list[dict]:
     mods = dict(m.named_modules())
     rows = []
     for i, t in enumerate(tqdm(quantizable_tensors(m), desc='RAM v1', unit='tensor', disable=not progress)):
-        r = {'tensor': t.name, 'kind': t.kind, 'layer': -1 if t.layer is None else t.layer, 'shape': 'x'.join(map(str, t.shape)),
-             'numel': t.numel, **{k: np.nan for k in RAM_V1_WEIGHTS}}
+        r = {
+            'tensor': t.name,
+            'kind': t.kind,
+            'layer': -1 if t.layer is None else t.layer,
+            'shape': 'x'.join(map(str, t.shape)),
+            'numel': t.numel,
+            **{k: np.nan for k in RAM_V1_WEIGHTS},
+        }
         if t.kind in RAM_V1_KEEP_KINDS: r['reason'] = f'kept: {t.kind}'
         elif not feasible(QuantConfig(2, 32), t.shape): r['reason'] = 'kept: no group divides the input'
         else:
             w = mods[t.name].weight
-            if not bool(mx.all(mx.isfinite(w))): raise ValueError(f'{t.name} holds NaN or Inf weights; fix the checkpoint first')
+            if not bool(mx.all(mx.isfinite(w))):
+                raise ValueError(f'{t.name} holds NaN or Inf weights; fix the checkpoint first')
             r.update(spectral=spectral_concentration(w), kurtosis=excess_kurtosis(w),
                      noise=noise_gain(w, n_probe, seed * 100003 + i), nrmse=nrmse_4bit(w, dtype), reason='threshold')
             if own: mods[t.name].weight = mx.zeros((0,), dtype=w.dtype)  # stream: let this tensor's memory go
@@ -213,27 +245,45 @@ def _v1_table(df: pd.DataFrame, normalize: str) -> pd.DataFrame:
                'composite', 'rule', 'config', 'reason']]
 
 # %% ../nbs/07_baselines.ipynb #4518eaca
-def _fill_d(tensors: dict, names_configs: Mapping[str, QuantConfig], profile: Profile | None, path, mode: str = 'weight') -> bool:
+def _fill_d(
+    tensors: dict, names_configs: Mapping[str, QuantConfig], profile: Profile | None, path, mode: str = 'weight'
+) -> bool:
     "Set `d`, `D` of each choice from the profile's rows (a profile of another model is refused)."
-    if profile is None: return False
+    if profile is None:
+        return False
     if path is not None and profile.meta.get('model_hash') and profile.meta['model_hash'] != model_hash(path):
-        raise ValueError(f"the profile was measured on a model with hash {profile.meta['model_hash'][:12]}, not this one ({model_hash(path)[:12]})")
+        raise ValueError(
+            f"the profile was measured on a model with hash {profile.meta['model_hash'][:12]}, not this one "
+            f"({model_hash(path)[:12]})"
+        )
     t = _rows(profile, mode).set_index(['tensor', 'config'])
     for n, c in names_configs.items():
-        if (n, c.name) not in t.index: raise ValueError(f'the profile has no row for {n} at {c.name} (a profile of another model?)')
+        if (n, c.name) not in t.index:
+            raise ValueError(f'the profile has no row for {n} at {c.name} (a profile of another model?)')
         r = t.loc[(n, c.name)]
-        tensors[n] = TensorChoice(c, tensors[n].bytes, float(r.d), float(r.D))
+        tensors[n] = TensorChoice(config=c, bytes=tensors[n].bytes, d=float(r.d), D=float(r.D))
     return True
 
 
 def _meta(m, path, profile, dtype, model) -> dict:
-    if profile is not None: return dict(model=profile.meta['model'], model_hash=profile.meta.get('model_hash'), settings=profile.meta.get('settings', {}))
-    return dict(model=str(model) if path is not None else 'model', model_hash=model_hash(path) if path is not None else None, settings={'dtype': dtype})
+    if profile is not None:
+        return dict(
+            model=profile.meta['model'],
+            model_hash=profile.meta.get('model_hash'),
+            settings=profile.meta.get('settings', {}),
+        )
+    return dict(
+        model=str(model) if path is not None else 'model',
+        model_hash=model_hash(path) if path is not None else None,
+        settings={'dtype': dtype},
+    )
 
 
 def ram_v1_plan(model='reference', seed: int = 0, profile: Profile | None = None, normalize: str = 'rank',
-                dtype: str | None = None, progress: bool = False, scores: pd.DataFrame | None = None, stats: dict | None = None) -> Plan:
-    "RAM v1's plan for `model` (no budget); `d`/`D` from `profile` when given; `scores` reuses a `ram_v1_scores` table; `stats` gets the timing."
+                dtype: str | None = None, progress: bool = False, scores: pd.DataFrame | None = None,
+                stats: dict | None = None) -> Plan:
+    """RAM v1's plan for `model` (no budget); `d`/`D` from `profile` when given; `scores` reuses a `ram_v1_scores`
+    table; `stats` gets the timing."""
     dtype = dtype or (profile.meta.get('dtype', 'bfloat16') if profile is not None else 'bfloat16')
     t0 = time.perf_counter()
     sc = ram_v1_scores(model, seed, normalize, dtype, progress=progress) if scores is None else scores
@@ -245,55 +295,107 @@ def ram_v1_plan(model='reference', seed: int = 0, profile: Profile | None = None
     filled = _fill_d(tensors, cfgs, profile, path)
     meta = _meta(m, path, profile, dtype, model)
     fb = sc[sc.reason.str.startswith('fallback')]
-    extra = {'profile_settings': meta['settings'], 'd_from_profile': filled, 'seed': seed, 'normalize': normalize,
-             'weights': RAM_V1_WEIGHTS, 'thresholds': {'keep': 0.90, '8b-g64': 0.65, '2b-g32': 0.10, 'else': RAM_V1_DEFAULT.name},
-             'fallbacks': dict(zip(fb.tensor, fb.rule + ' -> ' + fb.config))}
-    return Plan('RAM v1', meta['model'], tensors, fixed_bytes(m, dtype), parameter_count(m), '', None, meta['model_hash'], 'weight',
-                extra=extra)
+    extra = {
+        'profile_settings': meta['settings'],
+        'd_from_profile': filled,
+        'seed': seed,
+        'normalize': normalize,
+        'weights': RAM_V1_WEIGHTS,
+        'thresholds': {'keep': 0.90, '8b-g64': 0.65, '2b-g32': 0.10, 'else': RAM_V1_DEFAULT.name},
+        'fallbacks': dict(zip(fb.tensor, fb.rule + ' -> ' + fb.config)),
+    }
+    return Plan(
+        method='RAM v1',
+        model=meta['model'],
+        tensors=tensors,
+        fixed_bytes=fixed_bytes(m, dtype),
+        n_params=parameter_count(m),
+        budget='',
+        budget_bytes=None,
+        model_hash=meta['model_hash'],
+        mode='weight',
+        extra=extra,
+    )
 
 # %% ../nbs/07_baselines.ipynb #9d267755
-def _pair(c) -> QuantConfig: return c if isinstance(c, QuantConfig) else QuantConfig(*c) if isinstance(c, (tuple, list)) else QuantConfig.parse(c)
+def _pair(c) -> QuantConfig:
+    return (
+        c if isinstance(c, QuantConfig) else QuantConfig(*c) if isinstance(c, (tuple, list)) else QuantConfig.parse(c)
+    )
 
 
-def dynamic_sensitivities(model, wins: np.ndarray, low=(4, 64), high=(5, 64), batch_size: int = 4, seed: int = 0) -> dict[str, float]:
+def dynamic_sensitivities(
+    model, wins: np.ndarray, low=(4, 64), high=(5, 64), batch_size: int = 4, seed: int = 0
+) -> dict[str, float]:
     "mlx-lm's `estimate_sensitivities` on `wins` (n x L token ids), in fp32: `{tensor: sensitivity}`."
     lo, hi = _pair(low), _pair(high)
     to_fp32(model)
     mx.random.seed(seed)
-    s = estimate_sensitivities(model, mx.array(np.asarray(wins, dtype=np.int32)), lo.bits, lo.group_size, hi.bits, hi.group_size,
-                               batch_size=batch_size)
+    s = estimate_sensitivities(
+        model,
+        mx.array(np.asarray(wins, dtype=np.int32)),
+        lo.bits,
+        lo.group_size,
+        hi.bits,
+        hi.group_size,
+        batch_size=batch_size,
+    )
     return {k: float(v) for k, v in s}
 
 
-MLX_LM_LEVELS = (QuantConfig(4, 64), QuantConfig(5, 64))  # mlx_lm.dynamic_quant's --low-bits/--high-bits and group sizes
+MLX_LM_LEVELS = (
+    QuantConfig(4, 64),
+    QuantConfig(5, 64),
+)  # mlx_lm.dynamic_quant's --low-bits/--high-bits and group sizes
 
 
 def _bpw_all(ts, c: QuantConfig, fixed: int, n: int, dtype: str) -> float:
     return 8 * (fixed + sum(tensor_bytes(t.shape, c, dtype) for t in ts)) / n
 
 
-def dynamic_levels(ts, target_bpw: float, fixed: int, n: int, dtype: str = 'bfloat16') -> tuple[QuantConfig, QuantConfig]:
+def dynamic_levels(
+    ts, target_bpw: float, fixed: int, n: int, dtype: str = 'bfloat16'
+) -> tuple[QuantConfig, QuantConfig]:
     """mlx-lm's levels (4-bit g64 / 5-bit g64) where `target_bpw` lies strictly between their all-low and all-high bpw;
     else the nearest bit-widths at one group (64, or 32 where 64 does not fit every tensor) that straddle it."""
     lo, hi = MLX_LM_LEVELS
     g = 64 if all(feasible(QuantConfig(4, 64), t.shape) for t in ts) else 32
-    if g != 64: lo, hi = QuantConfig(lo.bits, g), QuantConfig(hi.bits, g)
+    if g != 64:
+        lo, hi = QuantConfig(lo.bits, g), QuantConfig(hi.bits, g)
     bpw = {b: _bpw_all(ts, QuantConfig(b, g), fixed, n, dtype) for b in (2, 3, 4, 5, 6, 8)}
-    if bpw[lo.bits] < target_bpw < bpw[hi.bits]: return lo, hi
+    if bpw[lo.bits] < target_bpw < bpw[hi.bits]:
+        return lo, hi
     below = [b for b, v in bpw.items() if v < target_bpw]
     above = [b for b, v in bpw.items() if v > target_bpw]
     if not below or not above:
-        raise ValueError(f'target {target_bpw} bpw is outside what two affine levels at g{g} can reach: {bpw[2]:.4f} to {bpw[8]:.4f} bpw')
+        raise ValueError(
+            f'target {target_bpw} bpw is outside what two affine levels at g{g} can reach: {bpw[2]:.4f} to '
+            f'{bpw[8]:.4f} bpw'
+        )
     return QuantConfig(max(below), g), QuantConfig(min(above), g)
 
 
-def dynamic_plan(model='reference', target_bpw: float = 5.0, low=None, high=None, calib_n: int = 8, calib_length: int = 256,
-                 seed: int = 0, profile: Profile | None = None, batch_size: int = 4, dtype: str = 'bfloat16',
-                 sensitivities: Mapping[str, float] | None = None, stats: dict | None = None) -> Plan:
-    """mlx-lm dynamic's two-level plan at `target_bpw` (our bpw), sensitivities from our calibration windows; `d`/`D` from `profile`.
-    `low`/`high` ((bits, group) or '4b-g64'): None picks `dynamic_levels`; `sensitivities` must have been measured at the same levels.
+def dynamic_plan(
+    model='reference',
+    target_bpw: float = 5.0,
+    low=None,
+    high=None,
+    calib_n: int = 8,
+    calib_length: int = 256,
+    seed: int = 0,
+    profile: Profile | None = None,
+    batch_size: int = 4,
+    dtype: str = 'bfloat16',
+    sensitivities: Mapping[str, float] | None = None,
+    stats: dict | None = None,
+) -> Plan:
+    """mlx-lm dynamic's two-level plan at `target_bpw` (our bpw), sensitivities from our calibration windows; `d`/`D`
+    from `profile`.
+    `low`/`high` ((bits, group) or '4b-g64'): None picks `dynamic_levels`; `sensitivities` must have been measured at
+    the same levels.
     A module passed as `model` (with `sensitivities`) is cast in place; a name or folder is loaded here."""
-    if profile is not None: dtype = profile.meta.get('dtype', dtype)
+    if profile is not None:
+        dtype = profile.meta.get('dtype', dtype)
     m, tok, path = load(model, return_path=True) if not isinstance(model, nn.Module) else (model, None, None)
     require_unquantized(m, str(model))
     ts = quantizable_tensors(m)
@@ -301,19 +403,30 @@ def dynamic_plan(model='reference', target_bpw: float = 5.0, low=None, high=None
     auto = dynamic_levels(ts, target_bpw, fixed, n, dtype) if low is None or high is None else None
     lo, hi = _pair(low) if low is not None else auto[0], _pair(high) if high is not None else auto[1]
     bad = [t.name for t in ts if not (feasible(lo, t.shape) and feasible(hi, t.shape))]
-    if bad: raise ValueError(f'{lo.name}/{hi.name} do not fit {len(bad)} tensors (e.g. {bad[:3]}); mlx-lm dynamic needs one group for all')
+    if bad:
+        raise ValueError(
+            f'{lo.name}/{hi.name} do not fit {len(bad)} tensors (e.g. {bad[:3]}); mlx-lm dynamic needs one group '
+            'for all'
+        )
     ends = [_bpw_all(ts, c, fixed, n, dtype) for c in (lo, hi)]
     if not ends[0] - 1e-9 <= target_bpw <= ends[1] + 1e-9:
-        raise ValueError(f'target {target_bpw} bpw is outside what {lo.name}/{hi.name} can reach: {ends[0]:.4f} (all {lo.name}) to {ends[1]:.4f} (all {hi.name}) bpw')
+        raise ValueError(
+            f'target {target_bpw} bpw is outside what {lo.name}/{hi.name} can reach: {ends[0]:.4f} (all {lo.name}) '
+            f'to {ends[1]:.4f} (all {hi.name}) bpw'
+        )
     t0 = time.perf_counter()
     wins = None
     if sensitivities is None:
-        if tok is None: raise ValueError('pass a model name or folder (the tokenizer is needed for calibration), or `sensitivities`')
+        if tok is None:
+            raise ValueError(
+                'pass a model name or folder (the tokenizer is needed for calibration), or `sensitivities`'
+            )
         wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
         sensitivities = dynamic_sensitivities(m, wins, lo, hi, batch_size, seed)
     t1 = time.perf_counter()
     missing = {t.name for t in ts} - set(sensitivities)
-    if missing: raise ValueError(f'no sensitivity for {len(missing)} tensors, e.g. {sorted(missing)[:3]}')
+    if missing:
+        raise ValueError(f'no sensitivity for {len(missing)} tensors, e.g. {sorted(missing)[:3]}')
     m.set_dtype(getattr(mx, dtype))  # the shipped dtype: mlx-lm's bits per weight is then ours
     thr = estimate_threshold(m, dict(sensitivities), target_bpw, lo.bits, lo.group_size, hi.bits, hi.group_size)
     t2 = time.perf_counter()
@@ -321,12 +434,39 @@ def dynamic_plan(model='reference', target_bpw: float = 5.0, low=None, high=None
     tensors = {t.name: TensorChoice(cfgs[t.name], tensor_bytes(t.shape, cfgs[t.name], dtype)) for t in ts}
     filled = _fill_d(tensors, cfgs, profile, path)
     meta = _meta(m, path, profile, dtype, model)
-    extra = {'profile_settings': meta['settings'], 'd_from_profile': filled, 'target_bpw': float(target_bpw),
-             'low': lo.name, 'high': hi.name, 'levels': 'given' if auto is None else 'mlx-lm defaults' if (lo, hi) == auto == MLX_LM_LEVELS else 'straddling the target', 'threshold': float(thr), 'seed': seed, 'batch_size': batch_size,
-             'calibration': None if wins is None else {'n': calib_n, 'length': calib_length, 'source': 'ram.profiler.calibration_windows'},
-             'sensitivities': {k: float(v) for k, v in sorted(sensitivities.items())}}
-    if stats is not None: stats.update(sensitivity_seconds=round(t1 - t0, 3), threshold_seconds=round(t2 - t1, 3))
-    return Plan('mlx-lm dynamic', meta['model'], tensors, fixed, n, f'{target_bpw:g}bpw', None, meta['model_hash'], 'weight', extra=extra)
+    extra = {
+        'profile_settings': meta['settings'],
+        'd_from_profile': filled,
+        'target_bpw': float(target_bpw),
+        'low': lo.name,
+        'high': hi.name,
+        'levels': 'given'
+        if auto is None
+        else 'mlx-lm defaults'
+        if (lo, hi) == auto == MLX_LM_LEVELS
+        else 'straddling the target',
+        'threshold': float(thr),
+        'seed': seed,
+        'batch_size': batch_size,
+        'calibration': None
+        if wins is None
+        else {'n': calib_n, 'length': calib_length, 'source': 'ram.profiler.calibration_windows'},
+        'sensitivities': {k: float(v) for k, v in sorted(sensitivities.items())},
+    }
+    if stats is not None:
+        stats.update(sensitivity_seconds=round(t1 - t0, 3), threshold_seconds=round(t2 - t1, 3))
+    return Plan(
+        method='mlx-lm dynamic',
+        model=meta['model'],
+        tensors=tensors,
+        fixed_bytes=fixed,
+        n_params=n,
+        budget=f'{target_bpw:g}bpw',
+        budget_bytes=None,
+        model_hash=meta['model_hash'],
+        mode='weight',
+        extra=extra,
+    )
 
 # %% ../nbs/07_baselines.ipynb #e28de7b4
 def _numel(c: TensorChoice, dtype: str) -> int:
@@ -337,7 +477,8 @@ def _numel(c: TensorChoice, dtype: str) -> int:
 
 
 def plan_table(plans: Sequence[Plan]) -> pd.DataFrame:
-    "One row per plan: method, budget, bytes, GB, bpw, then the share of quantizable weights per bit-width (`b<k>`) and group size (`g<k>`)."
+    """One row per plan: method, budget, bytes, GB, bpw, then the share of quantizable weights per bit-width (`b<k>`)
+    and group size (`g<k>`)."""
     rows = []
     for p in plans:
         dtype = p.dtype

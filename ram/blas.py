@@ -35,7 +35,8 @@ def find_openblas() -> str | None:
 
 
 def blas_in_use() -> str:
-    "Which BLAS MLX uses in this process: 'accelerate' (macOS), a system BLAS mapped into it (preloaded), or 'reference'."
+    """Which BLAS MLX uses in this process: 'accelerate' (macOS), a system BLAS mapped into it (preloaded), or
+    'reference'."""
     if sys.platform == 'darwin': return 'accelerate'
     try: maps = Path('/proc/self/maps').read_text()
     except OSError: return 'unknown'

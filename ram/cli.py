@@ -29,7 +29,11 @@ def cmd_reproduce(args):
     t0 = time.perf_counter()
     done = reproduce(args.models, args.protocol, dry_run=args.dry_run, template_dir=args.templates, out=args.out,
                      runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length)
-    if not args.dry_run: print(f'ram reproduce: {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; tables and figures in {args.out}/')
+    if not args.dry_run:
+        print(
+            f'ram reproduce: {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; tables and figures in '
+            f'{args.out}/'
+        )
     return done
 
 # %% ../nbs/09_cli.ipynb #fc10c8ff
@@ -42,7 +46,10 @@ def cmd_profile(args):
         prof = profile_to(path, args.model, stats=stats, **settings)
     else: prof, path = cached_profile(args.model, stats=stats, **settings)
     t = prof.table
-    print(f'profile: {t.tensor.nunique()} tensors, {len(t)} (tensor, config) rows, {int(t.vetoed.sum())} vetoed (SQNR < {args.veto_db} dB)')
+    print(
+        f'profile: {t.tensor.nunique()} tensors, {len(t)} (tensor, config) rows, {int(t.vetoed.sum())} vetoed '
+        f'(SQNR < {args.veto_db} dB)'
+    )
     if stats:  # measured now, not reused from the cache
         if stats.get('resumed'): print(f"resumed: {stats['resumed']} tensors measured by a stopped run were reused")
         print(f"profiling: {stats['seconds']:.1f} s for {stats['weight_configs'] / 1e6:.0f}M weight-configs "
@@ -52,13 +59,21 @@ def cmd_profile(args):
 
 
 def _plan_table(plans) -> str:
-    rows = [f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  groups (share of weights)"]
+    rows = [
+        (
+            f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  "
+            "groups (share of weights)"
+        )
+    ]
     for p in plans:
         w = p.group_bytes(keep='16b')
         tot = sum(w.values())
         share = ' '.join(f'{k}:{100 * v / tot:.0f}%' for k, v in sorted(w.items()))
         gap = 100 * p.gap / p.total_D if p.total_D else 0.0
-        rows.append(f'{p.budget:>12} {p.total_bytes:>14,} {p.total_bytes / GB:>9.4f} {p.bpw:>7.3f} {p.total_D:>11.5g} {p.dual_bound:>11.5g} {gap:>8.4f}  {share}')
+        rows.append(
+            f'{p.budget:>12} {p.total_bytes:>14,} {p.total_bytes / GB:>9.4f} {p.bpw:>7.3f} {p.total_D:>11.5g} '
+            f'{p.dual_bound:>11.5g} {gap:>8.4f}  {share}'
+        )
     return '\n'.join(rows)
 
 
@@ -83,12 +98,19 @@ def cmd_quantize(args):
 # %% ../nbs/09_cli.ipynb #4e8a94a8
 def _stats_table(results: dict, sizes: dict | None = None) -> str:
     "Fixed-width statistics of `PPLResult`s: corpus PPL, mean, median, P95, P99, outliers, with the median's interval."
-    rows = [f"  {'condition':<22}{'size (GB)':>10}{'corpus':>10}{'mean':>10}{'median':>10}{'median 95% CI':>20}{'P95':>10}{'P99':>10}{'>100':>6}"]
+    rows = [
+        (
+            f"  {'condition':<22}{'size (GB)':>10}{'corpus':>10}{'mean':>10}{'median':>10}{'median 95% CI':>20}"
+            f"{'P95':>10}{'P99':>10}{'>100':>6}"
+        )
+    ]
     for k, r in results.items():
         s, size = r.stats, (sizes or {}).get(k)
         ci = f"[{s['median_ppl_lo']:.3f}, {s['median_ppl_hi']:.3f}]"
-        rows.append(f"  {k:<22}{size / GB if size else float('nan'):>10.4f}{s['corpus_ppl']:>10.3f}{s['mean_ppl']:>10.3f}"
-                    f"{s['median_ppl']:>10.3f}{ci:>20}{s['p95_ppl']:>10.3f}{s['p99_ppl']:>10.3f}{s['outliers']:>6d}")
+        rows.append(
+            f"  {k:<22}{size / GB if size else float('nan'):>10.4f}{s['corpus_ppl']:>10.3f}{s['mean_ppl']:>10.3f}"
+            f"{s['median_ppl']:>10.3f}{ci:>20}{s['p95_ppl']:>10.3f}{s['p99_ppl']:>10.3f}{s['outliers']:>6d}"
+        )
     return '\n'.join(rows)
 
 
@@ -96,10 +118,15 @@ def cmd_ppl(args):
     proto = get_protocol(args.protocol, args.n, args.length, args.seed)
     c = load_condition(args.model, args.plan, force=args.force)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
-    r = perplexity(m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash)
+    r = perplexity(
+        m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash
+    )
     if size: r.provenance['weights_bytes'] = size
-    print(f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  WikiText-2 test, {proto.n} windows x {proto.length} "
-          f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s")
+    print(
+        f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  WikiText-2 test, {proto.n} windows x "
+        f"{proto.length} "
+        f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
+    )
     print(_stats_table({label: r}, sizes={label: size}))
     js, cs = r.save(Path(args.out or f'runs/ppl/{label}-{proto.name}'))
     print(f'  written: {js}, {cs}')
@@ -112,8 +139,10 @@ def cmd_eval(args):
     res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash)
     if size: res['provenance']['weights_bytes'] = size
     lim = f'first {args.limit} documents of each task' if args.limit else 'all documents'
-    print(f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  lm-evaluation-harness, {lim}, chat template off "
-          f"(fp32 activations), {res['seconds']:.0f} s")
+    print(
+        f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  lm-evaluation-harness, {lim}, chat template off "
+        f"(fp32 activations), {res['seconds']:.0f} s"
+    )
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
     for r in res['table']:
         print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
@@ -126,70 +155,142 @@ def cmd_eval(args):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ram', description='RAM: budget-aware mixed-precision quantization for MLX.')
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND')
-    r = sub.add_parser('reproduce', help="Regenerate the paper's tables and figures (default: the reference model, quick protocol).",
-                       description='Execute every paper template (robustness, budgets, downstream) per model with papermill; tables '
-                                   'and figures go to OUT/<model>/, executed notebooks to RUNS/<model>/.')
-    r.add_argument('--models', nargs='+', default=['reference'], help="Hub ids, local MLX folders, or 'reference' (default).")
-    r.add_argument('--protocol', default='quick', choices=['quick', 'paper'],
-                   help='quick: 16 x 2048 tokens and the first 50 documents per task; paper: 128 x 2048, all documents (default: quick).')
+    r = sub.add_parser(
+        'reproduce',
+        help="Regenerate the paper's tables and figures (default: the reference model, quick protocol).",
+        description='Execute every paper template (robustness, budgets, downstream) per model with papermill; tables '
+        'and figures go to OUT/<model>/, executed notebooks to RUNS/<model>/.',
+    )
+    r.add_argument(
+        '--models', nargs='+', default=['reference'], help="Hub ids, local MLX folders, or 'reference' (default)."
+    )
+    r.add_argument(
+        '--protocol',
+        default='quick',
+        choices=['quick', 'paper'],
+        help=(
+            'quick: 16 x 2048 tokens and the first 50 documents per task; paper: 128 x 2048, all documents '
+            '(default: quick).'
+        ),
+    )
     r.add_argument('--limit', type=int, help='Documents per downstream task (0: all), overriding the protocol.')
     r.add_argument('--n', type=int, help='Perplexity windows, overriding the protocol.')
     r.add_argument('--length', type=int, help='Perplexity window length in tokens, overriding the protocol.')
-    r.add_argument('--only', nargs='+', choices=['robustness', 'budgets', 'downstream'], help='Run only these templates.')
-    r.add_argument('--dry-run', action='store_true', help='Check the templates and print what would run, without running it.')
+    r.add_argument(
+        '--only', nargs='+', choices=['robustness', 'budgets', 'downstream'], help='Run only these templates.'
+    )
+    r.add_argument(
+        '--dry-run', action='store_true', help='Check the templates and print what would run, without running it.'
+    )
     r.add_argument('--templates', help='Folder of the templates (default: nbs/paper of this checkout).')
     r.add_argument('--out', default='figures', help='Folder for tables and figures (default: figures).')
-    r.add_argument('--runs', default='runs', help='Folder for executed notebooks and the condition cache (default: runs).')
-    pp = sub.add_parser('profile', help='Measure every (bits, group) config of every tensor: the profile.',
-                        description='Measure the relative error, SQNR and exact bytes of every feasible config of every quantizable tensor. '
-                                    'The profile is cached by model hash and settings, so later calls reuse it.')
+    r.add_argument(
+        '--runs', default='runs', help=('Folder for executed notebooks and the condition cache (default: runs).')
+    )
+    pp = sub.add_parser(
+        'profile',
+        help='Measure every (bits, group) config of every tensor: the profile.',
+        description='Measure the relative error, SQNR and exact bytes of every feasible config of every quantizable '
+        'tensor. The profile is cached by model hash and settings, so later calls reuse it.',
+    )
     pp.add_argument('model', help="Hub id, local MLX folder, or 'reference'.")
     pp.add_argument('-o', '--out', help='Where to write the profile JSON (default: the cache, reused when present).')
-    pp.add_argument('--mode', nargs='+', default=['weight'], choices=['weight', 'activation'], help='Distortion modes to measure (default: weight).')
+    pp.add_argument(
+        '--mode',
+        nargs='+',
+        default=['weight'],
+        choices=['weight', 'activation'],
+        help='Distortion modes to measure (default: weight).',
+    )
     pp.add_argument('--extended', action='store_true', help='Also offer mxfp4, nvfp4 and mxfp8.')
-    pp.add_argument('--alpha', action='store_true', help='Calibrate a loss slope per tensor by noise injection (slow: one forward pass per tensor).')
-    pp.add_argument('--dtype', default='bfloat16', choices=['bfloat16', 'float16'], help='Dtype the model ships in (default: bfloat16).')
+    pp.add_argument(
+        '--alpha',
+        action='store_true',
+        help='Calibrate a loss slope per tensor by noise injection (slow: one forward pass per tensor).',
+    )
+    pp.add_argument(
+        '--dtype',
+        default='bfloat16',
+        choices=['bfloat16', 'float16'],
+        help='Dtype the model ships in (default: bfloat16).',
+    )
     pp.add_argument('--calib-n', type=int, default=4, help='Calibration windows (default: 4).')
     pp.add_argument('--calib-length', type=int, default=512, help='Calibration window length (default: 512).')
-    pp.add_argument('--veto-db', type=float, default=9.0, help='Configs below this SQNR are never offered (default: 9).')
+    pp.add_argument(
+        '--veto-db', type=float, default=9.0, help='Configs below this SQNR are never offered (default: 9).'
+    )
     pp.add_argument('--seed', type=int, default=0, help='Seed of the alpha noise (default: 0).')
-    pa = sub.add_parser('allocate', help='Choose a config per tensor for each budget: the plans.',
-                        description='Solve the rate-distortion allocation for one or more budgets from a profile; print each plan with its '
-                                    'dual bound and gap, and write plan JSON files.')
+    pa = sub.add_parser(
+        'allocate',
+        help='Choose a config per tensor for each budget: the plans.',
+        description='Solve the rate-distortion allocation for one or more budgets from a profile; print each plan with '
+        'its dual bound and gap, and write plan JSON files.',
+    )
     pa.add_argument('profile', help='A profile JSON written by `ram profile`.')
     pa.add_argument('--budget', nargs='+', action='extend', required=True,
                     help="Budget(s): '16GB', '16.3 GB', '4.5bpw', or bytes. Repeat or list several for a sweep.")
     pa.add_argument('--mode', default='weight', help='Which distortion column to allocate on (default: weight).')
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
-    pq = sub.add_parser('quantize', help='Apply a plan and write a model folder that stock mlx_lm loads.',
-                        description='Quantize MODEL with the per-tensor configs of PLAN through mlx-lm, and save atomically.')
+    pq = sub.add_parser(
+        'quantize',
+        help='Apply a plan and write a model folder that stock mlx_lm loads.',
+        description='Quantize MODEL with the per-tensor configs of PLAN through mlx-lm, and save atomically.',
+    )
     pq.add_argument('model', help="Hub id, local MLX folder, or 'reference'.")
     pq.add_argument('plan', help='A plan JSON written by `ram allocate`.')
     pq.add_argument('-o', '--out', required=True, help='Output folder.')
     pq.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists.')
-    pq.add_argument('--dtype', choices=['bfloat16', 'float16'], help="Dtype of scales, biases and kept tensors (default: the plan's profile dtype).")
-    pq.add_argument('--force', action='store_true', help="Apply the plan even if MODEL's weights hash differently from the profiled model's.")
+    pq.add_argument(
+        '--dtype',
+        choices=['bfloat16', 'float16'],
+        help="Dtype of scales, biases and kept tensors (default: the plan's profile dtype).",
+    )
+    pq.add_argument(
+        '--force',
+        action='store_true',
+        help="Apply the plan even if MODEL's weights hash differently from the profiled model's.",
+    )
     for name, hlp, desc in [('ppl', 'WikiText-2 perplexity with robust per-window statistics.',
-                             'Score MODEL (or MODEL with --plan applied in memory) on WikiText-2 windows: corpus PPL, mean, median, '
+                             'Score MODEL (or MODEL with --plan applied in memory) on WikiText-2 windows: corpus PPL, '
+                             'mean, median, '
                              'P95, P99, outliers above 100, with bootstrap intervals; JSON and CSV with provenance.'),
                             ('eval', 'Downstream tasks (ARC-Challenge, Winogrande) through lm-evaluation-harness.',
-                             'Run lm-eval tasks from the local files under $RAM_DATA on MODEL (or MODEL with --plan applied in memory): '
+                             'Run lm-eval tasks from the local files under $RAM_DATA on MODEL (or MODEL with --plan '
+                             'applied in memory): '
                              'ARC-Challenge 25-shot acc_norm, Winogrande 5-shot acc, with stderr, chat template off.')]:
         e = sub.add_parser(name, help=hlp, description=desc)
         e.add_argument('model', help="Hub id, local MLX folder (a quantized one too), or 'reference'.")
-        e.add_argument('--plan', help='A plan JSON to apply to MODEL in memory before scoring (MODEL must be unquantized).')
-        e.add_argument('--force', action='store_true', help="Apply the plan even if MODEL hashes differently from the profiled model.")
+        e.add_argument(
+            '--plan', help=('A plan JSON to apply to MODEL in memory before scoring (MODEL must be unquantized).')
+        )
+        e.add_argument(
+            '--force',
+            action='store_true',
+            help="Apply the plan even if MODEL hashes differently from the profiled model.",
+        )
         e.add_argument('-o', '--out', help='Output path stem (default: under runs/).')
         if name == 'ppl':
-            e.add_argument('--protocol', default='quick', choices=['quick', 'paper'], help='quick: 16 x 2048 tokens; paper: 128 x 2048 (default: quick).')
+            e.add_argument(
+                '--protocol',
+                default='quick',
+                choices=['quick', 'paper'],
+                help='quick: 16 x 2048 tokens; paper: 128 x 2048 (default: quick).',
+            )
             e.add_argument('--n', type=int, help='Number of windows (overrides the protocol).')
             e.add_argument('--length', type=int, help='Window length in tokens (overrides the protocol).')
             e.add_argument('--seed', type=int, help='Seed of the window permutation (overrides the protocol).')
             e.add_argument('--batch-size', type=int, default=1, help='Windows per forward pass (default: 1).')
         else:
-            e.add_argument('--tasks', nargs='+', default=['arc_challenge', 'winogrande'], choices=['arc_challenge', 'winogrande'],
-                           help='Tasks to run (default: both).')
-            e.add_argument('--limit', type=int, help='Score only the first LIMIT documents of each task (CPU runs); default: all.')
+            e.add_argument(
+                '--tasks',
+                nargs='+',
+                default=['arc_challenge', 'winogrande'],
+                choices=['arc_challenge', 'winogrande'],
+                help='Tasks to run (default: both).',
+            )
+            e.add_argument(
+                '--limit', type=int, help='Score only the first LIMIT documents of each task (CPU runs); default: all.'
+            )
     return p
 
 
@@ -198,10 +299,18 @@ def main(argv=None, reexec: bool = False):
     p = _parser()
     args = p.parse_args(argv)
     if args.cmd is None: p.print_help(); return 2
-    if args.cmd in ('reproduce', 'profile', 'ppl', 'eval') and not getattr(args, 'dry_run', False):  # fp32 forward passes
+    # fp32 forward passes
+    if args.cmd in ('reproduce', 'profile', 'ppl', 'eval') and not getattr(args, 'dry_run', False):
         ensure_fast_blas(reexec=reexec)
     try:
-        {'reproduce': cmd_reproduce, 'profile': cmd_profile, 'allocate': cmd_allocate, 'quantize': cmd_quantize, 'ppl': cmd_ppl, 'eval': cmd_eval}[args.cmd](args)
+        {
+            'reproduce': cmd_reproduce,
+            'profile': cmd_profile,
+            'allocate': cmd_allocate,
+            'quantize': cmd_quantize,
+            'ppl': cmd_ppl,
+            'eval': cmd_eval,
+        }[args.cmd](args)
     except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
         print(f'ram {args.cmd}: error: {e}', file=sys.stderr)
         return 1

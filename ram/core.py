@@ -59,9 +59,13 @@ class QuantConfig:
         elif self.mode in FP_MODES:
             if (self.bits, self.group_size) != FP_MODES[self.mode]:
                 b, g = FP_MODES[self.mode]
-                raise ValueError(f"{self.mode} is bits={b}, group_size={g}; got bits={self.bits}, group_size={self.group_size}")
+                raise ValueError(
+                    (f"{self.mode} is bits={b}, group_size={g}; got bits={self.bits}, group_size={self.group_size}")
+                )
         else:
-            raise ValueError(f"unknown mode {self.mode!r}; valid modes: 'affine', 'keep', {', '.join(map(repr, FP_MODES))}")
+            raise ValueError(
+                f"unknown mode {self.mode!r}; valid modes: 'affine', 'keep', {', '.join(map(repr, FP_MODES))}"
+            )
 
     @property
     def quantized(self) -> bool: return self.mode != 'keep'
@@ -132,7 +136,9 @@ def tensor_bytes(shape: Sequence[int], config: QuantConfig, dtype: str = 'bfloat
     numel = math.prod(shape)
     if not config.quantized: return numel * itemsize(dtype)
     if not feasible(config, shape):
-        raise ValueError(f'{config.name} is not feasible for shape {tuple(shape)}: input dim {shape[-1]} % {config.group_size} != 0')
+        raise ValueError(
+            f'{config.name} is not feasible for shape {tuple(shape)}: input dim {shape[-1]} % {config.group_size} != 0'
+        )
     rows, cols = numel // shape[-1], shape[-1]
     codes = rows * math.ceil(cols * config.bits / 32) * 4
     groups = numel // config.group_size
@@ -168,7 +174,8 @@ class Budget:
     def to_bytes(self, n_params: int | None = None) -> int:
         "The budget in bytes; a bpw budget needs the model's parameter count."
         if self.unit == 'bytes': return int(self.value)
-        if not n_params: raise ValueError(f'budget {self.text or self.value} is in bits per weight: the parameter count is needed')
+        if not n_params:
+            raise ValueError(f'budget {self.text or self.value} is in bits per weight: the parameter count is needed')
         return int(math.floor(self.value * n_params / 8))
 
     def __str__(self): return self.text or (f'{self.value}bpw' if self.unit == 'bpw' else f'{int(self.value)}B')
@@ -186,17 +193,22 @@ def parse_budget(budget) -> Budget:
     if isinstance(budget, int):
         if budget <= 0: raise ValueError(f'budget must be positive, got {budget}; accepted: {BUDGET_FORMS}')
         return Budget(budget, 'bytes', str(budget))
-    if not isinstance(budget, str): raise ValueError(f'bad budget {budget!r} ({type(budget).__name__}); accepted: {BUDGET_FORMS}')
+    if not isinstance(budget, str):
+        raise ValueError(f'bad budget {budget!r} ({type(budget).__name__}); accepted: {BUDGET_FORMS}')
     s = budget.strip()
     m = re.fullmatch(r'(\d+(?:\.\d*)?|\.\d+)(?:[eE](\d+))?\s*([a-zA-Z]*)', s)
     if not m: raise ValueError(f'cannot parse budget {budget!r}; accepted: {BUDGET_FORMS}')
     num, unit = float(m[1]) * (10 ** int(m[2]) if m[2] else 1), m[3].lower()
     if num <= 0: raise ValueError(f'budget must be positive, got {budget!r}; accepted: {BUDGET_FORMS}')
     if unit == 'bpw':
-        if num > 32: raise ValueError(f'{budget!r}: more than 32 bits per weight makes no sense; accepted: {BUDGET_FORMS}')
+        if num > 32:
+            raise ValueError(f'{budget!r}: more than 32 bits per weight makes no sense; accepted: {BUDGET_FORMS}')
         return Budget(num, 'bpw', s)
     if unit == '':
-        if num != int(num): raise ValueError(f'{budget!r}: a bare number is a byte count and must be an integer; accepted: {BUDGET_FORMS}')
+        if num != int(num):
+            raise ValueError(
+                (f'{budget!r}: a bare number is a byte count and must be an integer; accepted: {BUDGET_FORMS}')
+            )
         return Budget(int(num), 'bytes', s)
     if unit not in _UNITS: raise ValueError(f'unknown unit {m[3]!r} in budget {budget!r}; accepted: {BUDGET_FORMS}')
     return Budget(int(round(num * _UNITS[unit])), 'bytes', s)
@@ -274,7 +286,8 @@ def atomic_folder(out, overwrite: bool = False):
     """Yield a temporary sibling of `out` to fill; when the block succeeds it becomes `out` by a rename, when it
     fails (or the process dies) `out` is untouched and nothing that looks complete is left under its name."""
     out = Path(out)
-    if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
+    if out.exists() and not overwrite:
+        raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f'.{out.name}.tmp-*'):  # left by a killed run: remove it if that process is gone
         if not _pid_alive(stale.name.rsplit('-', 1)[-1]): shutil.rmtree(stale, ignore_errors=True)
@@ -311,7 +324,21 @@ class Profile:
     table: object
     meta: dict
 
-    REQUIRED = ('tensor', 'kind', 'config', 'bits', 'group_size', 'mode', 'bytes', 'numel', 'd_weight', 'sqnr', 'prior', 'alpha', 'vetoed')
+    REQUIRED = (
+        'tensor',
+        'kind',
+        'config',
+        'bits',
+        'group_size',
+        'mode',
+        'bytes',
+        'numel',
+        'd_weight',
+        'sqnr',
+        'prior',
+        'alpha',
+        'vetoed',
+    )
 
     def __post_init__(self):
         missing = [c for c in self.REQUIRED if c not in self.table.columns]
@@ -322,7 +349,8 @@ class Profile:
 
     def allocation_table(self, mode: str = 'weight'):
         "Rows the allocator may choose (vetoed configs dropped) with `D = prior * alpha * d_<mode>`."
-        if mode not in self.modes: raise ValueError(f'profile has no {mode!r} distortion; it has: {", ".join(self.modes)}')
+        if mode not in self.modes:
+            raise ValueError(f'profile has no {mode!r} distortion; it has: {", ".join(self.modes)}')
         t = self.table[~self.table.vetoed.astype(bool)].reset_index(drop=True).copy()
         t['d'] = t[f'd_{mode}']
         t['D'] = t.prior * t.alpha * t.d
@@ -353,7 +381,8 @@ class TensorChoice:
     d: float = 0.0
     D: float = 0.0
 
-    def to_dict(self) -> dict: return {**self.config.to_dict(), 'bytes': int(self.bytes), 'd': float(self.d), 'D': float(self.D)}
+    def to_dict(self) -> dict:
+        return {**self.config.to_dict(), 'bytes': int(self.bytes), 'd': float(self.d), 'D': float(self.D)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> 'TensorChoice':
@@ -405,7 +434,10 @@ class Plan:
 
     def summary(self) -> str:
         "One line: method, size, bpw, and the certificate when there is one."
-        s = f'{self.method}: {self.total_bytes:,} bytes ({self.total_bytes / GB:.4f} GB), {self.bpw:.3f} bpw, predicted D {self.total_D:.6g}'
+        s = (
+            f'{self.method}: {self.total_bytes:,} bytes ({self.total_bytes / GB:.4f} GB), {self.bpw:.3f} bpw, '
+            f'predicted D {self.total_D:.6g}'
+        )
         if self.budget: s += f', budget {self.budget}'
         if self.dual_bound is not None:
             rel = self.gap / self.total_D if self.total_D > 0 else 0.0
@@ -423,12 +455,26 @@ class Plan:
     @classmethod
     def from_dict(cls, d: Mapping) -> 'Plan':
         try:
-            p = cls(d['method'], d['model'], {n: TensorChoice.from_dict(t) for n, t in d['tensors'].items()},
-                    int(d['fixed_bytes']), int(d['n_params']), d.get('budget', ''), d.get('budget_bytes'),
-                    d.get('model_hash'), d.get('mode', 'weight'), d.get('lambda'), d.get('dual_bound'), d.get('extra', {}))
-        except (KeyError, TypeError, AttributeError) as e: raise ValueError(f'invalid plan: missing or malformed field {e}') from e
+            p = cls(
+                d['method'],
+                d['model'],
+                {n: TensorChoice.from_dict(t) for n, t in d['tensors'].items()},
+                int(d['fixed_bytes']),
+                int(d['n_params']),
+                d.get('budget', ''),
+                d.get('budget_bytes'),
+                d.get('model_hash'),
+                d.get('mode', 'weight'),
+                d.get('lambda'),
+                d.get('dual_bound'),
+                d.get('extra', {}),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f'invalid plan: missing or malformed field {e}') from e
         if 'total_bytes' in d and int(d['total_bytes']) != p.total_bytes:
-            raise ValueError(f"invalid plan: total_bytes {d['total_bytes']} does not match its tensors ({p.total_bytes})")
+            raise ValueError(
+                (f"invalid plan: total_bytes {d['total_bytes']} does not match its tensors ({p.total_bytes})")
+            )
         return p
 
     def save(self, path) -> Path:
@@ -443,7 +489,8 @@ _HASHES: dict = {}
 
 
 def model_hash(folder) -> str:
-    "SHA-256 over a model folder's config.json and its safetensors files (names and contents), in name order; cached per file state."
+    """SHA-256 over a model folder's config.json and its safetensors files (names and contents), in name order; cached
+    per file state."""
     folder = Path(folder)
     files = [folder / 'config.json'] + sorted(folder.glob('*.safetensors'))
     key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
@@ -470,7 +517,8 @@ def shard_names(n: int) -> list[str]:
 
 
 def group_shards(sizes: list[tuple[str, int]], shard_bytes: int) -> list[list[str]]:
-    "Split (name, bytes) pairs, in order, into consecutive shards of at most `shard_bytes` (a bigger tensor gets its own)."
+    """Split (name, bytes) pairs, in order, into consecutive shards of at most `shard_bytes` (a bigger tensor gets its
+    own)."""
     shards, size = [], 0
     for k, n in sizes:
         if not shards or size + n > shard_bytes: shards.append([]); size = 0
@@ -484,5 +532,7 @@ def check_disk(out, need: int, what: str = 'the quantized model'):
     while not p.exists(): p = p.parent
     free = shutil.disk_usage(p).free
     if free < need:
-        raise OSError(f'not enough disk space for {what} at {out}: it needs {need:,} bytes ({need / 1e9:.3f} GB), '
-                      f'{p} has {free:,} bytes ({free / 1e9:.3f} GB) free; free {need - free:,} bytes or choose another folder')
+        raise OSError(
+            f'not enough disk space for {what} at {out}: it needs {need:,} bytes ({need / 1e9:.3f} GB), '
+            f'{p} has {free:,} bytes ({free / 1e9:.3f} GB) free; free {need - free:,} bytes or choose another folder'
+        )

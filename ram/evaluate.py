@@ -58,9 +58,19 @@ class PPLResult:
 
     def to_dict(self) -> dict:
         t = self.table
-        return {'schema': PPL_SCHEMA, 'label': self.label, 'protocol': self.protocol.to_dict(), 'stats': self.stats,
-                'seconds': round(self.seconds, 1), 'provenance': self.provenance,
-                'windows': {'window': t.window.astype(int).tolist(), 'tokens': t.tokens.astype(int).tolist(), 'nll': t.nll.tolist()}}
+        return {
+            'schema': PPL_SCHEMA,
+            'label': self.label,
+            'protocol': self.protocol.to_dict(),
+            'stats': self.stats,
+            'seconds': round(self.seconds, 1),
+            'provenance': self.provenance,
+            'windows': {
+                'window': t.window.astype(int).tolist(),
+                'tokens': t.tokens.astype(int).tolist(),
+                'nll': t.nll.tolist(),
+            },
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> 'PPLResult':
@@ -91,7 +101,8 @@ PPL_SCHEMA = 'ram.ppl/1'
 
 
 def perplexity(model: nn.Module, tokenizer, protocol='quick', batch_size: int = 1, fp32: bool = True, fast: bool = True,
-               progress: bool = True, desc: str = 'perplexity', tokens: np.ndarray | None = None, label: str | None = None,
+               progress: bool = True, desc: str = 'perplexity', tokens: np.ndarray | None = None,
+               label: str | None = None,
                model_id: str | None = None, model_hash: str | None = None, n_boot: int = 2000) -> PPLResult:
     """WikiText-2 perplexity of `model` under `protocol` (a name, or a `Protocol`): the per-window table, the robust
     statistics and provenance. `tokens` reuses an already tokenized corpus; the model is converted to fp32 in place."""
@@ -105,7 +116,7 @@ def perplexity(model: nn.Module, tokenizer, protocol='quick', batch_size: int = 
     stats = summarize(table, seed=protocol.seed, n_boot=n_boot)
     prov = provenance(model=model_id, model_hash=model_hash, data_sha256=_data_hash(),
                       scoring='fp32 dequantized weights, fp32 activations' if fp32 else 'model dtype')
-    return PPLResult(label or desc, protocol, table, stats, secs, prov)
+    return PPLResult(label=label or desc, protocol=protocol, table=table, stats=stats, seconds=secs, provenance=prov)
 
 
 def _data_hash() -> str | None:
@@ -129,7 +140,12 @@ def winogrande_row(d: dict) -> dict:
     "One partial-scoring row (`context_options`, `continuation`, `gold`) in upstream Winogrande's fields."
     a, b = d['context_options']
     k = _split_options(a, b)
-    return {'sentence': a[:k] + '_ ' + d['continuation'].strip(), 'option1': a[k:], 'option2': b[k:], 'answer': str(int(d['gold']) + 1)}
+    return {
+        'sentence': a[:k] + '_ ' + d['continuation'].strip(),
+        'option1': a[k:],
+        'option2': b[k:],
+        'answer': str(int(d['gold']) + 1),
+    }
 
 
 def winogrande_docs(ds):
@@ -143,8 +159,10 @@ def _task_files(name: str, root=None) -> dict:
              else {'validation': root / 'winogrande' / 'validation.jsonl'})
     for f in files.values():
         if not f.exists():
-            raise FileNotFoundError(f'{name} data not found at {f}. Set RAM_DATA to the folder holding arc_challenge/ and '
-                                    'winogrande/ (see the data README), e.g. RAM_DATA=../shared/data')
+            raise FileNotFoundError(
+                f'{name} data not found at {f}. Set RAM_DATA to the folder holding arc_challenge/ and '
+                'winogrande/ (see the data README), e.g. RAM_DATA=../shared/data'
+            )
     return {k: str(v) for k, v in files.items()}
 
 
@@ -171,7 +189,9 @@ def task_config(name: str, root=None, upstream: bool = False) -> dict:
     if upstream: return cfg
     cfg.pop('tag', None)
     files = _task_files(name, root)
-    cfg.update(dataset_path='json', dataset_name=None, dataset_kwargs={'data_files': files}, num_fewshot=TASKS[name]['shots'])
+    cfg.update(
+        dataset_path='json', dataset_name=None, dataset_kwargs={'data_files': files}, num_fewshot=TASKS[name]['shots']
+    )
     if name == 'arc_challenge': cfg.update(validation_split=None)
     else: cfg.update(training_split=None, validation_split=None, test_split='validation', fewshot_split='validation',
                      process_docs=winogrande_docs)
@@ -214,7 +234,8 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad: raise ValueError(f'unknown task(s) {bad}; valid tasks: {sorted(TASKS)}')
-    if limit is not None and int(limit) < 1: raise ValueError(f'limit must be a positive number of documents, or None for all; got {limit}')
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f'limit must be a positive number of documents, or None for all; got {limit}')
     objs = [make_task(t, root, (shots or {}).get(t)) for t in tasks]
     import lm_eval
     lm = _lm_class()(model, tokenizer, fp32=fp32)
@@ -224,11 +245,25 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
     rows = []
     for t in tasks:
         r, metric = res['results'][t], TASKS[t]['metric']
-        rows.append({'task': t, 'metric': metric, 'value': float(r[f'{metric},none']), 'stderr': float(r[f'{metric}_stderr,none']),
-                     'n': int(res['n-samples'][t]['effective']), 'shots': int(res['configs'][t]['num_fewshot'])})
-    prov = provenance(model=model_id, model_hash=model_hash, lm_eval=lm_eval.__version__, limit=limit,
-                      data_sha256={t: {k: sha256_file(v) for k, v in _task_files(t, root).items()} for t in tasks},
-                      scoring='fp32 dequantized weights, fp32 activations' if fp32 else 'model dtype', chat_template=False)
+        rows.append(
+            {
+                'task': t,
+                'metric': metric,
+                'value': float(r[f'{metric},none']),
+                'stderr': float(r[f'{metric}_stderr,none']),
+                'n': int(res['n-samples'][t]['effective']),
+                'shots': int(res['configs'][t]['num_fewshot']),
+            }
+        )
+    prov = provenance(
+        model=model_id,
+        model_hash=model_hash,
+        lm_eval=lm_eval.__version__,
+        limit=limit,
+        data_sha256={t: {k: sha256_file(v) for k, v in _task_files(t, root).items()} for t in tasks},
+        scoring='fp32 dequantized weights, fp32 activations' if fp32 else 'model dtype',
+        chat_template=False,
+    )
     return {'schema': TASKS_SCHEMA, 'label': label, 'table': rows, 'seconds': round(secs, 1), 'provenance': prov}
 
 

@@ -27,7 +27,8 @@ def _arrays(table) -> tuple[np.ndarray, np.ndarray]:
                          f'{type(table).__name__}{list(getattr(table, "columns", []))}')
     nll, tok = table['nll'].to_numpy(np.float64), table['tokens'].to_numpy(np.float64)
     if len(nll) == 0: raise ValueError('the per-window table is empty: score at least one window')
-    if (tok <= 0).any(): raise ValueError(f'every window needs at least one scored token; got token counts {tok[tok <= 0][:5]}')
+    if (tok <= 0).any():
+        raise ValueError(f'every window needs at least one scored token; got token counts {tok[tok <= 0][:5]}')
     if not np.isfinite(nll).all(): raise ValueError(f'{int((~np.isfinite(nll)).sum())} windows have a non-finite NLL')
     return nll, tok
 
@@ -99,7 +100,8 @@ def inversion(stats: pd.DataFrame, a: str = 'mean_ppl', b: str = 'median_ppl') -
     """Pairs of conditions `(x, y)` that `a` ranks x better than y while `b` ranks y better than x; empty when
     the two statistics rank the conditions alike. `stats` is `compare`'s table (one row per condition)."""
     for c in (a, b):
-        if c not in stats.columns: raise ValueError(f'{c!r} is not a column of the statistics table; columns: {list(stats.columns)}')
+        if c not in stats.columns:
+            raise ValueError(f'{c!r} is not a column of the statistics table; columns: {list(stats.columns)}')
     names, va, vb = list(stats.index), stats[a].to_numpy(), stats[b].to_numpy()
     return [(names[i], names[j]) for i in range(len(names)) for j in range(len(names))
             if va[i] < va[j] and vb[i] > vb[j]]
@@ -116,9 +118,17 @@ def paired(a, b, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict:
     lo, hi = np.percentile(boot, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
     d = nb / tb - na / ta                                  # per-window log-PPL difference
     p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    return {'windows': int(len(pa)), 'median_a': float(np.median(pa)), 'median_b': float(np.median(pb)),
-            'median_diff': float(np.median(pb) - np.median(pa)), 'median_diff_lo': float(lo), 'median_diff_hi': float(hi),
-            'median_of_diffs': float(np.median(pb - pa)), 'share_b_worse': float((pb > pa).mean()), 'wilcoxon_p': p}
+    return {
+        'windows': int(len(pa)),
+        'median_a': float(np.median(pa)),
+        'median_b': float(np.median(pb)),
+        'median_diff': float(np.median(pb) - np.median(pa)),
+        'median_diff_lo': float(lo),
+        'median_diff_hi': float(hi),
+        'median_of_diffs': float(np.median(pb - pa)),
+        'share_b_worse': float((pb > pa).mean()),
+        'wilcoxon_p': p,
+    }
 
 # %% ../nbs/05_metrics.ipynb #5c5543d8
 def format_stats(stats: pd.DataFrame, digits: int = 3, intervals: bool = True) -> pd.DataFrame:

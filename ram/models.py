@@ -29,7 +29,8 @@ __all__ = ['TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors', 'i
 # %% ../nbs/01_models.ipynb #c1971ee9
 @dataclass(frozen=True)
 class TensorInfo:
-    "A quantizable tensor: module path, weight shape, kind, layer index (or None), and whether it is a tied embedding (also the lm_head)."
+    """A quantizable tensor: module path, weight shape, kind, layer index (or None), and whether it is a tied embedding
+    (also the lm_head)."""
     name: str
     shape: tuple
     kind: str
@@ -69,11 +70,16 @@ def quantizable_tensors(model: nn.Module) -> list[TensorInfo]:
         shape = tuple(w.shape)
         if quantized:  # already quantized: recover the logical shape
             shape = (*shape[:-1], shape[-1] * 32 // mod.bits)
-        out.append(TensorInfo(name, shape, tensor_kind(name, mod), layer_index(name)))
+        out.append(TensorInfo(name=name, shape=shape, kind=tensor_kind(name, mod), layer=layer_index(name)))
     # a language model with no output projection of its own uses its embedding for it (tied:
     # mlx-lm calls `embed_tokens.as_linear`), whether or not its config names the tie
     if not any(t.kind == 'lm_head' for t in out):
-        out = [TensorInfo(t.name, t.shape, t.kind, t.layer, True) if t.kind == 'embedding' else t for t in out]
+        out = [
+            TensorInfo(name=t.name, shape=t.shape, kind=t.kind, layer=t.layer, tied=True)
+            if t.kind == 'embedding'
+            else t
+            for t in out
+        ]
     return sorted(out, key=lambda t: natural_key(t.name))
 
 
@@ -103,7 +109,8 @@ def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
 
 
 def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> bool:
-    "Whether `w` holds no NaN/Inf, evaluated one row block at a time so the temporaries stay within `block_bytes` (one lazy graph over all blocks would hold them all)."
+    """Whether `w` holds no NaN/Inf, evaluated one row block at a time so the temporaries stay within `block_bytes` (one
+    lazy graph over all blocks would hold them all)."""
     w2 = w.reshape(-1, w.shape[-1]) if w.ndim > 1 else w.reshape(1, -1)
     step = max(1, block_bytes // max(1, w2.shape[1] * w2.itemsize))
     return all(bool(mx.all(mx.isfinite(w2[i:i + step]))) for i in range(0, w2.shape[0], step))
@@ -117,12 +124,18 @@ def resolve(model) -> Path | str:
     if str(model) in REFERENCE_NAMES: return reference_folder(verbose=True)
     p = Path(str(model)).expanduser()
     if p.exists():
-        if not p.is_dir(): raise ValueError(f'{p} is a file; a model is a folder holding config.json and *.safetensors, a hub id, or "reference"')
-        if not (p / 'config.json').is_file(): raise FileNotFoundError(f'{p} has no config.json: not an MLX / Hugging Face model folder')
+        if not p.is_dir():
+            raise ValueError(
+                f'{p} is a file; a model is a folder holding config.json and *.safetensors, a hub id, or "reference"'
+            )
+        if not (p / 'config.json').is_file():
+            raise FileNotFoundError(f'{p} has no config.json: not an MLX / Hugging Face model folder')
         if not any(p.glob('*.safetensors')): raise FileNotFoundError(f'{p} has no *.safetensors weights')
         return p
     if _HUB_ID.match(str(model)) and not str(model).startswith(('.', '/', '~')): return str(model)
-    raise FileNotFoundError(f'no model folder at {p}; a model is a local folder, a hub id like "Qwen/Qwen3-30B-A3B", or "reference"')
+    raise FileNotFoundError(
+        f'no model folder at {p}; a model is a local folder, a hub id like "Qwen/Qwen3-30B-A3B", or "reference"'
+    )
 
 
 def local_path(model) -> Path:
@@ -142,10 +155,15 @@ def check_model_folder(path) -> Path:
     path = Path(path)
     try: cfg = json.loads((path / 'config.json').read_text(encoding='utf-8'))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f'{path / "config.json"} is unreadable or not valid JSON ({e}); a model folder needs a config.json '
-                         'with at least "model_type"') from e
+        raise ValueError(
+            f'{path / "config.json"} is unreadable or not valid JSON ({e}); a model folder needs a config.json '
+            'with at least "model_type"'
+        ) from e
     if not isinstance(cfg, dict) or 'model_type' not in cfg:
-        raise ValueError(f'{path / "config.json"} has no "model_type"; it must name an mlx-lm architecture such as "llama" or "qwen3_moe"')
+        raise ValueError(
+            f'{path / "config.json"} has no "model_type"; it must name an mlx-lm architecture such as "llama" '
+            'or "qwen3_moe"'
+        )
     for f in sorted(path.glob('*.safetensors')):
         size = f.stat().st_size
         try:
@@ -163,8 +181,10 @@ def check_model_folder(path) -> Path:
                              're-download or re-convert it')
     idx = path / 'model.safetensors.index.json'
     if idx.exists():
-        try: wmap = json.loads(idx.read_text(encoding='utf-8'))['weight_map']
-        except (OSError, ValueError, KeyError, TypeError) as e: raise ValueError(f'{idx} is not a valid safetensors index ({e})') from e
+        try:
+            wmap = json.loads(idx.read_text(encoding='utf-8'))['weight_map']
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f'{idx} is not a valid safetensors index ({e})') from e
         missing = sorted({v for v in wmap.values() if not (path / v).is_file()})
         if missing: raise ValueError(f'{idx} names shards that are not in {path}: {missing[:5]}')
     return path

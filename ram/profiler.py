@@ -63,7 +63,10 @@ def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfl
                   col_weight: mx.array | None = None, block_bytes: int = BLOCK_BYTES) -> dict[QuantConfig, dict]:
     "Relative squared error of `w` under each config: `{'weight': d}` plus `'activation'` when `col_weight` is given."
     if not mx.issubdtype(w.dtype, mx.floating):
-        raise ValueError(f'weight of dtype {w.dtype} is not a float tensor (an already-quantized layer?); profile the full-precision checkpoint')
+        raise ValueError(
+            f'weight of dtype {w.dtype} is not a float tensor (an already-quantized layer?); profile the '
+            'full-precision checkpoint'
+        )
     w2 = w.reshape(-1, w.shape[-1])  # stacked experts (E, out, in) are rows too: groups run along the input axis
     step = max(1, block_bytes // (4 * w2.shape[1]))
     s = None if col_weight is None else col_weight.astype(mx.float32)
@@ -82,7 +85,9 @@ def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfl
             sums[c][0] += float(r[0]); sums[c][1] += float(r[-1])
     if norm == 0.0:  # an all-zero tensor: every config stores it exactly
         return {c: {'weight': 0.0, **({'activation': 0.0} if s is not None else {})} for c in configs}
-    return {c: {'weight': v[0] / norm, **({'activation': v[1] / snorm} if s is not None else {})} for c, v in sums.items()}
+    return {
+        c: {'weight': v[0] / norm, **({'activation': v[1] / snorm} if s is not None else {})} for c, v in sums.items()
+    }
 
 # %% ../nbs/02_profiler.ipynb #77f550c5
 PRIORS = {'embedding': 10.0, 'lm_head': 10.0, 'router': 8.0, 'first_layer': 3.0, 'last_layer': 2.0, 'default': 1.0}
@@ -117,7 +122,11 @@ class _Recorder(nn.Module):
 def input_channel_stats(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None) -> dict[str, mx.array]:
     "E[x_j^2] of the input of each quantizable linear layer (not embeddings, not stacked experts) over `wins`."
     mods = dict(model.named_modules())
-    names = [t.name for t in quantizable_tensors(model) if t.kind not in ('embedding', 'expert')] if names is None else names
+    names = (
+        [t.name for t in quantizable_tensors(model) if t.kind not in ('embedding', 'expert')]
+        if names is None
+        else names
+    )
     originals = {n: mods[n] for n in names}
     model.update_modules(tree_unflatten([(n, _Recorder(m)) for n, m in originals.items()]))
     try:
@@ -161,9 +170,18 @@ PARTIAL_SCHEMA = 'ram.profile-partial/1'
 
 
 def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed) -> dict:
-    return {'profiler_version': PROFILER_VERSION, 'modes': sorted(modes), 'extended': bool(extended), 'dtype': dtype, 'priors': {**PRIORS, **(priors or {})},
-            'alpha': bool(alpha), 'calibration': {'n': calib_n, 'length': calib_length, 'seed': seed} if (alpha or 'activation' in modes) else None,
-            'veto_db': float(veto_db)}
+    return {
+        'profiler_version': PROFILER_VERSION,
+        'modes': sorted(modes),
+        'extended': bool(extended),
+        'dtype': dtype,
+        'priors': {**PRIORS, **(priors or {})},
+        'alpha': bool(alpha),
+        'calibration': {'n': calib_n, 'length': calib_length, 'seed': seed}
+        if (alpha or 'activation' in modes)
+        else None,
+        'veto_db': float(veto_db),
+    }
 
 
 def _read_partial(path, key: dict) -> dict:
@@ -179,11 +197,13 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             veto_db: float = 9.0, seed: int = 0, progress: bool = True, stats: dict | None = None,
             resume=None, checkpoint_seconds: float = 30.0) -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
-    receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically every
+    receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
+    every
     `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in it."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
-    if bad or 'weight' not in modes: raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
+    if bad or 'weight' not in modes:
+        raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
     m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True)
     require_unquantized(m, str(model))
     ts = quantizable_tensors(m)
@@ -194,7 +214,10 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             # tensors whose input dimension no group size divides: they can only stay at 16 bits
             'unquantizable': [t.name for t in ts if not any(c.quantized for c in t.configs(extended))]}
     if meta['unquantizable'] and progress:
-        print(f"ram: {len(meta['unquantizable'])} tensors fit no group size and stay at 16 bits: {meta['unquantizable'][:5]}")
+        print(
+            f"ram: {len(meta['unquantizable'])} tensors fit no group size and stay at 16 bits: "
+            f"{meta['unquantizable'][:5]}"
+        )
     key = {'model_hash': meta['model_hash'], 'settings': meta['settings'], 'tensors': [t.name for t in ts]}
     done = _read_partial(resume, key) if resume else {}
     chan, alphas = {}, {}
@@ -212,9 +235,13 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             mod.weight = mx.zeros((0,), dtype=mod.weight.dtype)
             continue
         w = mod.weight
-        if not mx.issubdtype(w.dtype, mx.floating): raise ValueError(f'{t.name}: weight of dtype {w.dtype} is not a float tensor')
+        if not mx.issubdtype(w.dtype, mx.floating):
+            raise ValueError(f'{t.name}: weight of dtype {w.dtype} is not a float tensor')
         if not all_finite(w):
-            raise ValueError(f'{t.name} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the checkpoint first.')
+            raise ValueError(
+                f'{t.name} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the checkpoint '
+                'first.'
+            )
         cs = t.configs(extended)
         errs = tensor_errors(w, cs, dtype, chan.get(t.name))
         p = prior(t, n_layers, priors)
@@ -222,11 +249,26 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         for c in cs:
             dw = errs[c]['weight']
             sq = SQNR_CAP if dw <= 0 else min(-10 * math.log10(dw), SQNR_CAP)
-            rows[t.name].append({'tensor': t.name, 'kind': t.kind, 'layer': -1 if t.layer is None else t.layer,
-                         'shape': 'x'.join(map(str, t.shape)), 'numel': t.numel, 'config': c.name, 'bits': c.bits,
-                         'group_size': c.group_size, 'mode': c.mode, 'bytes': tensor_bytes(t.shape, c, dtype),
-                         'd_weight': dw, **({'d_activation': errs[c].get('activation', dw)} if 'activation' in modes else {}),
-                         'sqnr': sq, 'prior': p, 'alpha': alphas.get(t.name, 1.0), 'vetoed': bool(c.quantized and sq < veto_db)})
+            rows[t.name].append(
+                {
+                    'tensor': t.name,
+                    'kind': t.kind,
+                    'layer': -1 if t.layer is None else t.layer,
+                    'shape': 'x'.join(map(str, t.shape)),
+                    'numel': t.numel,
+                    'config': c.name,
+                    'bits': c.bits,
+                    'group_size': c.group_size,
+                    'mode': c.mode,
+                    'bytes': tensor_bytes(t.shape, c, dtype),
+                    'd_weight': dw,
+                    **({'d_activation': errs[c].get('activation', dw)} if 'activation' in modes else {}),
+                    'sqnr': sq,
+                    'prior': p,
+                    'alpha': alphas.get(t.name, 1.0),
+                    'vetoed': bool(c.quantized and sq < veto_db),
+                }
+            )
         mod.weight = mx.zeros((0,), dtype=w.dtype)  # stream: let this tensor's memory go
         del w
         n_w += t.numel * len(cs)
@@ -235,7 +277,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             write_atomic(resume, dumps({'schema': PARTIAL_SCHEMA, 'key': key, 'rows': rows}))
             saved_at = time.monotonic()
     meta['provenance'] = provenance()
-    if stats is not None: stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts), resumed=len(done))
+    if stats is not None:
+        stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts), resumed=len(done))
     cols = ['tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes', 'd_weight',
             *(['d_activation'] if 'activation' in modes else []), 'sqnr', 'prior', 'alpha', 'vetoed']
     return Profile(pd.DataFrame([r for t in ts for r in rows[t.name]], columns=cols), meta)
@@ -244,7 +287,11 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
 def profile_path(model, cache_root=None, **settings) -> Path:
     "Where the profile of `model` under `settings` (the keyword arguments of `profile`) is kept."
     path = local_path(model)
-    defaults = {k: v.default for k, v in inspect.signature(profile).parameters.items() if k in inspect.signature(_settings).parameters}
+    defaults = {
+        k: v.default
+        for k, v in inspect.signature(profile).parameters.items()
+        if k in inspect.signature(_settings).parameters
+    }
     unknown = set(settings) - set(defaults)
     if unknown: raise ValueError(f'unknown profile settings {sorted(unknown)}; valid: {", ".join(defaults)}')
     s = {**defaults, **settings}
@@ -259,14 +306,24 @@ def partial_path(path) -> Path:
     return path.with_name(f'.{path.name}.partial')
 
 
-def profile_to(path, model='reference', progress: bool = True, stats: dict | None = None, checkpoint_seconds: float = 30.0,
-               **settings) -> Profile:
+def profile_to(
+    path,
+    model='reference',
+    progress: bool = True,
+    stats: dict | None = None,
+    checkpoint_seconds: float = 30.0,
+    **settings,
+) -> Profile:
     "Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run left there."
     path = Path(path)
     part = partial_path(path)
     check_disk(path, 1 << 20, 'the profile')
-    prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds, **settings)
-    check_disk(path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile')  # about 300 bytes of JSON a row, written beside itself
+    prof = profile(
+        model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds, **settings
+    )
+    check_disk(
+        path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile'
+    )  # about 300 bytes of JSON a row, written beside itself
     prof.save(path)
     part.unlink(missing_ok=True)
     return prof
@@ -274,7 +331,8 @@ def profile_to(path, model='reference', progress: bool = True, stats: dict | Non
 
 def cached_profile(model='reference', cache_root=None, progress: bool = True, stats: dict | None = None,
                    checkpoint_seconds: float = 30.0, **settings) -> tuple[Profile, Path]:
-    "The saved profile of `model` under `settings` if there is one, else measure and save it (`stats` gets the timing then). Returns it and its path."
+    """The saved profile of `model` under `settings` if there is one, else measure and save it (`stats` gets the timing
+    then). Returns it and its path."""
     path = profile_path(model, cache_root, **settings)
     if path.exists():
         if progress: print(f'ram: reusing profile {path}')

@@ -60,11 +60,15 @@ def quantize(model: nn.Module, configs: Mapping[str, QuantConfig] | QuantConfig,
     extra = set(configs) - set(names)
     if extra: raise ValueError(f'configs name {len(extra)} tensors the model does not have, e.g. {sorted(extra)[:3]}')
     for n, c in configs.items():
-        if not feasible(c, names[n].shape): raise ValueError(f'{n}: {c.name} is not feasible for shape {names[n].shape}')
-    if dtype not in ('bfloat16', 'float16', 'float32'): raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
+        if not feasible(c, names[n].shape):
+            raise ValueError(f'{n}: {c.name} is not feasible for shape {names[n].shape}')
+    if dtype not in ('bfloat16', 'float16', 'float32'):
+        raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
     model.set_dtype(getattr(mx, dtype))
     used = [c for c in configs.values() if c.quantized]
-    group = min((c.group_size for c in used), default=64)  # mlx-lm skips layers whose width the default group does not divide
+    group = min(
+        (c.group_size for c in used), default=64
+    )  # mlx-lm skips layers whose width the default group does not divide
 
     def predicate(path, module):
         c = configs.get(path, KEEP)
@@ -86,8 +90,10 @@ def safetensors_payload(path) -> int:
             head = fh.read(8)
             if len(head) < 8: raise ValueError(f'{f} is not a safetensors file (truncated header)')
             (n,) = struct.unpack('<Q', head)
-            try: header = json.loads(fh.read(n))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f'{f}: corrupted safetensors header ({e})') from e
+            try:
+                header = json.loads(fh.read(n))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f'{f}: corrupted safetensors header ({e})') from e
         total += sum(v['data_offsets'][1] - v['data_offsets'][0] for k, v in header.items() if k != '__metadata__')
     return total
 
@@ -97,26 +103,40 @@ MAX_SHARD_BYTES = 5 << 30  # mlx-lm's largest shard
 
 def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donate: bool = False,
                  checks: dict[str, mx.array] | None = None) -> list[str]:
-    """Write `model`'s parameters into `folder` in shards of at most `shard_bytes`, evaluating one module at a time; returns
+    """Write `model`'s parameters into `folder` in shards of at most `shard_bytes`, evaluating one module at a time;
+    returns
     the file names. `checks` maps module names to their source (pre-quantization) weights, checked for NaN/Inf and
     removed from the mapping (the caller must hold no other reference, or every source stays in memory)."""
     folder = Path(folder)
     weights = dict(tree_flatten(model.parameters()))
-    index = {'metadata': {'total_size': sum(v.nbytes for v in weights.values()), 'total_parameters': get_total_parameters(model)},
-             'weight_map': {}}
-    shards = group_shards([(k, v.nbytes) for k, v in weights.items()], min(shard_bytes or MAX_SHARD_BYTES, MAX_SHARD_BYTES))
+    index = {
+        'metadata': {
+            'total_size': sum(v.nbytes for v in weights.values()),
+            'total_parameters': get_total_parameters(model),
+        },
+        'weight_map': {},
+    }
+    shards = group_shards(
+        [(k, v.nbytes) for k, v in weights.items()], min(shard_bytes or MAX_SHARD_BYTES, MAX_SHARD_BYTES)
+    )
     if donate: model.update(tree_map(lambda _: mx.array([]), model.parameters()))
-    checks = checks if checks is not None else {}  # entries are removed as they are checked: a kept source would stay in memory
+    checks = (
+        checks if checks is not None else {}
+    )  # entries are removed as they are checked: a kept source would stay in memory
     files = shard_names(len(shards))
     for names, fname in zip(shards, files):
         shard = {k: weights.pop(k) for k in names}
         by_module = {}
         for k in names: by_module.setdefault(k.rsplit('.', 1)[0], []).append(k)
-        for mod, ks in by_module.items():  # one module at a time: evaluating a whole shard at once reads all its inputs first
+        # one module at a time: evaluating a whole shard at once reads all its inputs first
+        for mod, ks in by_module.items():
             src = checks.pop(mod, None)
             mx.eval([shard[k] for k in ks])
             if src is not None and not all_finite(src):  # the source weight was read for the outputs just evaluated
-                raise ValueError(f'{mod} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the checkpoint first.')
+                raise ValueError(
+                    f'{mod} holds NaN or Inf weights; RAM will not quantize a non-finite tensor. Fix the '
+                    'checkpoint first.'
+                )
             del src
         mx.save_safetensors(str(folder / fname), shard, metadata={'format': 'mlx'})
         index['weight_map'].update({k: fname for k in names})
@@ -127,9 +147,11 @@ def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donat
 
 
 def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overwrite: bool = False,
-                      extra_files: Mapping[str, str] | None = None, shard_bytes: int | None = None, donate: bool = False,
+                      extra_files: Mapping[str, str] | None = None, shard_bytes: int | None = None,
+                      donate: bool = False,
                       checks: dict[str, mx.array] | None = None) -> Path:
-    "Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`, then rename it into place."
+    """Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`,
+    then rename it into place."""
     out, src = Path(out).expanduser().resolve(), Path(src)
     with atomic_folder(out, overwrite) as tmp:
         save_weights(tmp, model, shard_bytes, donate, checks)
@@ -156,7 +178,9 @@ def check_plan(model: nn.Module, plan, dtype: str = 'bfloat16'):
             problems.append(f'{n}: the plan says {c.bytes} bytes for {c.config.name}, but shape {ts[n].shape} gives '
                             f'{tensor_bytes(ts[n].shape, c.config, dtype)} (a plan made for another model?)')
     if problems:
-        raise ValueError(f'plan {plan.method!r} for {plan.model!r} does not match this model: ' + '; '.join(problems[:6]))
+        raise ValueError(
+            f'plan {plan.method!r} for {plan.model!r} does not match this model: ' + '; '.join(problems[:6])
+        )
 
 
 def _input_shard_bytes(path) -> int:
@@ -180,12 +204,21 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
                    keep_sources: bool = False) -> Condition:
     """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
     names exactly its quantizable tensors with their shapes' bytes, and it was made for these weights (same hash) unless
-    `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is read)."""
+    `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is
+    read)."""
     m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True)
     mhash = model_hash(path)
     if plan is None:
         size = safetensors_payload(path) if is_quantized(m) else None
-        return Condition(m, tok, cfg, path, mhash, Path(str(model)).name or str(model), size)
+        return Condition(
+            model=m,
+            tokenizer=tok,
+            config=cfg,
+            path=path,
+            model_hash=mhash,
+            label=Path(str(model)).name or str(model),
+            bytes=size,
+        )
     plan = plan if isinstance(plan, Plan) else Plan.load(plan)
     dtype = dtype or plan.dtype
     require_unquantized(m, str(model))
@@ -201,7 +234,16 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
         sources = {t.name: mods[t.name].weight for t in quantizable_tensors(m)}
         del mods
     m, qcfg = quantize(m, plan.configs(), cfg, dtype)
-    return Condition(m, tok, qcfg, path, mhash, f'{plan.method}-{plan.budget}'.replace(' ', ''), size, sources)
+    return Condition(
+        model=m,
+        tokenizer=tok,
+        config=qcfg,
+        path=path,
+        model_hash=mhash,
+        label=f'{plan.method}-{plan.budget}'.replace(' ', ''),
+        bytes=size,
+        sources=sources,
+    )
 
 
 def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | None = None, force: bool = False,

@@ -44,19 +44,28 @@ def model_slug(model: str) -> str:
 
 # %% ../nbs/08_reproduce.ipynb #9c41acd0
 def parameters_cell(path) -> dict:
-    "The literal assignments of the one cell tagged `parameters` in notebook `path`; an error when there is not exactly one."
+    """The literal assignments of the one cell tagged `parameters` in notebook `path`; an error when there is not
+    exactly one."""
     nb = json.loads(Path(path).read_text(encoding='utf-8'))
     cells = [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
     if len(cells) != 1:
-        raise ValueError(f'{path}: a template needs exactly one cell tagged "parameters" (found {len(cells)}); '
-                         'tag the cell that assigns model, budgets, protocol, ... (papermill would silently ignore the parameters)')
+        raise ValueError(
+            f'{path}: a template needs exactly one cell tagged "parameters" (found {len(cells)}); '
+            'tag the cell that assigns model, budgets, protocol, ... (papermill would silently ignore the parameters)'
+        )
     src = ''.join(cells[0]['source'])
     out = {}
     for node in ast.parse(src).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise ValueError(f'{path}: the parameters cell may only assign names to literals; found: {ast.unparse(node)}')
-        try: out[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError: raise ValueError(f'{path}: parameter {node.targets[0].id} is not a literal: {ast.unparse(node.value)}') from None
+            raise ValueError(
+                (f'{path}: the parameters cell may only assign names to literals; found: {ast.unparse(node)}')
+            )
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ValueError(
+                f'{path}: parameter {node.targets[0].id} is not a literal: {ast.unparse(node.value)}'
+            ) from None
     return out
 
 
@@ -66,7 +75,8 @@ def templates(folder=None, names=TEMPLATES) -> dict[str, Path]:
     out = {}
     for n in names:
         p = folder / f'{n}.ipynb'
-        if not p.exists(): raise FileNotFoundError(f'template {p} not found; templates live in nbs/paper/ (names: {list(TEMPLATES)})')
+        if not p.exists():
+            raise FileNotFoundError(f'template {p} not found; templates live in nbs/paper/ (names: {list(TEMPLATES)})')
         parameters_cell(p)
         out[n] = p
     return out
@@ -196,10 +206,15 @@ def plot_rd(points: pd.DataFrame, path, title: str = '') -> Path:
     for ax, col, name in zip(axes, ('corpus_ppl', 'median_ppl'), ('corpus PPL', 'median per-window PPL')):
         for m in methods:
             p = points[points.method == m].sort_values('gb')
-            if m == 'RAM': ax.plot(p.gb, p[col], '-o', color=pal[m], label=m, ms=4)
-            else: ax.scatter(p.gb, p[col], color=pal[m], label=m, marker='s' if m.startswith('uniform') else 'D', zorder=3)
+            if m == 'RAM':
+                ax.plot(p.gb, p[col], '-o', color=pal[m], label=m, ms=4)
+            else:
+                ax.scatter(
+                    p.gb, p[col], color=pal[m], label=m, marker='s' if m.startswith('uniform') else 'D', zorder=3
+                )
             if m != 'RAM':
-                for r in p.itertuples(): ax.annotate(r.label, (r.gb, getattr(r, col)), fontsize=7, xytext=(3, 3), textcoords='offset points')
+                for r in p.itertuples():
+                    ax.annotate(r.label, (r.gb, getattr(r, col)), fontsize=7, xytext=(3, 3), textcoords='offset points')
         _plain_log(ax); ax.set_xlabel('size (GB = 1e9 bytes)'); ax.set_ylabel(name)
     axes[0].legend(fontsize=8)
     fig.suptitle(title or 'rate-distortion: size vs perplexity')
@@ -214,8 +229,14 @@ def plot_allocation(plan: Plan, path, title: str = '') -> Path:
     for n, t in plan.tensors.items():
         m = re.search(r'layers\.(\d+)\.', n)
         kind = n.split('.', 3)[-1] if m else n
-        rows.append({'layer': int(m.group(1)) if m else -1, 'tensor': kind.replace('self_attn.', 'attn.').replace('.weight', ''),
-                     'bits': t.config.bits if t.config.quantized else 16, 'group': t.config.group_size if t.config.quantized else 0})
+        rows.append(
+            {
+                'layer': int(m.group(1)) if m else -1,
+                'tensor': kind.replace('self_attn.', 'attn.').replace('.weight', ''),
+                'bits': t.config.bits if t.config.quantized else 16,
+                'group': t.config.group_size if t.config.quantized else 0,
+            }
+        )
     df = pd.DataFrame(rows)
     bits = df.pivot_table(index='tensor', columns='layer', values='bits', aggfunc='first')
     grp = df.pivot_table(index='tensor', columns='layer', values='group', aggfunc='first')
@@ -225,8 +246,18 @@ def plot_allocation(plan: Plan, path, title: str = '') -> Path:
         for c in bits.columns:
             b, g = bits.loc[r, c], grp.loc[r, c]
             label.loc[r, c] = '' if b != b else ('16' if b >= 16 else f'{int(b)}/{int(g)}')
-    sns.heatmap(bits, ax=ax, cmap='viridis', vmin=2, vmax=8, cbar_kws={'label': 'bits (16-bit drawn as 8+)'}, linewidths=0.3,
-                annot=label, fmt='', annot_kws={'fontsize': 5.5})
+    sns.heatmap(
+        bits,
+        ax=ax,
+        cmap='viridis',
+        vmin=2,
+        vmax=8,
+        cbar_kws={'label': 'bits (16-bit drawn as 8+)'},
+        linewidths=0.3,
+        annot=label,
+        fmt='',
+        annot_kws={'fontsize': 5.5},
+    )
     ax.set_xlabel('layer (-1: outside the layers)'); ax.set_ylabel('')
     ax.set_title(title or f'{plan.method} {plan.budget}: bits/group per tensor')
     out = _save(fig, path); plt.close(fig)
@@ -254,7 +285,9 @@ def group_shares(plans) -> pd.DataFrame:
     for p in plans:
         w = p.group_bytes()
         tot = sum(w.values())
-        rows.append({'plan': f'{p.method} {p.budget}', 'GB': p.total_bytes / GB, **{k: 100 * v / tot for k, v in w.items()}})
+        rows.append(
+            {'plan': f'{p.method} {p.budget}', 'GB': p.total_bytes / GB, **{k: 100 * v / tot for k, v in w.items()}}
+        )
     return pd.DataFrame(rows).fillna(0.0)
 
 
@@ -268,7 +301,9 @@ def plot_group_shares(plans, path, title: str = '') -> Path:
     for c, colour in zip(cols, sns.color_palette('deep', len(cols))):
         ax.bar([f'{p}\n{g:.3f} GB' for p, g in zip(df.plan, df.GB)], df[c], bottom=bottom, label=c, color=colour)
         bottom += df[c].to_numpy()
-    ax.set_ylabel('share of tensor bytes (%)'); ax.legend(fontsize=8, ncols=len(cols)); ax.tick_params(axis='x', labelsize=7)
+    ax.set_ylabel('share of tensor bytes (%)')
+    ax.legend(fontsize=8, ncols=len(cols))
+    ax.tick_params(axis='x', labelsize=7)
     ax.set_title(title or 'group size chosen per budget')
     out = _save(fig, path); plt.close(fig)
     return out
@@ -301,7 +336,8 @@ def reported(model: str, table: str) -> pd.DataFrame | None:
 
 # %% ../nbs/08_reproduce.ipynb #c1e41c8c
 def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = False, names=TEMPLATES,
-              template_dir=None, out: str = 'figures', runs: str = 'runs', progress: bool = True, **overrides) -> list[dict]:
+              template_dir=None, out: str = 'figures', runs: str = 'runs', progress: bool = True,
+              **overrides) -> list[dict]:
     """Execute every template for every model with papermill (`runs/<model>/<template>.ipynb`); the templates write
     tables and figures into `figures/<model>/`. `dry_run` checks templates and prints what would run. Returns one
     record per executed notebook."""
@@ -313,11 +349,27 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
         slug = model_slug(model)
         for name, path in tpl.items():
             defaults = parameters_cell(path)
-            params = {'model': str(model), 'protocol': protocol, 'out': str(Path(out) / slug), 'runs': str(Path(runs) / slug)}
+            params = {
+                'model': str(model),
+                'protocol': protocol,
+                'out': str(Path(out) / slug),
+                'runs': str(Path(runs) / slug),
+            }
             params.update({k: v for k, v in overrides.items() if k in defaults and v is not None})
-            jobs.append({'model': str(model), 'template': name, 'path': path, 'output': Path(runs) / slug / f'{name}.ipynb', 'parameters': params})
+            jobs.append(
+                {
+                    'model': str(model),
+                    'template': name,
+                    'path': path,
+                    'output': Path(runs) / slug / f'{name}.ipynb',
+                    'parameters': params,
+                }
+            )
     for j in jobs:
-        print(f"ram reproduce: {j['template']:<11} {j['model']}  -> {j['output']}  {json.dumps(j['parameters'], sort_keys=True)}")
+        print(
+            f"ram reproduce: {j['template']:<11} {j['model']}  -> {j['output']}  "
+            f"{json.dumps(j['parameters'], sort_keys=True)}"
+        )
     if dry_run: return [{**j, 'seconds': None} for j in jobs]
     done = []
     for j in jobs:

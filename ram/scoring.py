@@ -63,13 +63,18 @@ class Protocol:
     name: str = ''
 
     def __post_init__(self):
-        if not (isinstance(self.n, int) and self.n > 0): raise ValueError(f'n must be a positive integer, got {self.n!r}')
-        if not (isinstance(self.length, int) and self.length >= 2): raise ValueError(f'length must be an integer >= 2, got {self.length!r}')
+        if not (isinstance(self.n, int) and self.n > 0):
+            raise ValueError(f'n must be a positive integer, got {self.n!r}')
+        if not (isinstance(self.length, int) and self.length >= 2):
+            raise ValueError(f'length must be an integer >= 2, got {self.length!r}')
 
     def to_dict(self): return asdict(self)
 
 
-PROTOCOLS = {'paper': Protocol(128, 2048, 42, 'paper'), 'quick': Protocol(16, 2048, 42, 'quick')}
+PROTOCOLS = {
+    'paper': Protocol(n=128, length=2048, seed=42, name='paper'),
+    'quick': Protocol(n=16, length=2048, seed=42, name='quick'),
+}
 
 
 def get_protocol(protocol='quick', n=None, length=None, seed=None) -> Protocol:
@@ -87,7 +92,11 @@ def corpus_tokens(tokenizer, rows=None) -> np.ndarray:
     text = '\n\n'.join(wikitext_rows() if rows is None else rows)
     tok = getattr(tokenizer, '_tokenizer', tokenizer)  # mlx-lm's TokenizerWrapper
     fast = getattr(tok, 'backend_tokenizer', None)  # the Rust tokenizer: same ids, no max-length warning
-    ids = fast.encode(text, add_special_tokens=False).ids if fast is not None else tok.encode(text, add_special_tokens=False)
+    ids = (
+        fast.encode(text, add_special_tokens=False).ids
+        if fast is not None
+        else tok.encode(text, add_special_tokens=False)
+    )
     return np.asarray(ids, dtype=np.int32)
 
 
@@ -103,10 +112,12 @@ def windows(tokens: np.ndarray, protocol: Protocol) -> tuple[np.ndarray, np.ndar
 
 # %% ../nbs/01a_scoring.ipynb #8edb47106e1a46a883d545849b8ab81b
 def calibration_windows(tokens: np.ndarray, n: int = 4, length: int = 512, exclude=None) -> np.ndarray:
-    "`n` windows of `length` tokens drawn from the stretches of `tokens` outside the paper protocol's evaluation windows."
+    """`n` windows of `length` tokens drawn from the stretches of `tokens` outside the paper protocol's evaluation
+    windows."""
     exclude = exclude or PROTOCOLS['paper']
     total = len(tokens) // exclude.length
-    if total == 0: raise ValueError(f'the calibration corpus has {len(tokens)} tokens, fewer than one window of {exclude.length}')
+    if total == 0:
+        raise ValueError(f'the calibration corpus has {len(tokens)} tokens, fewer than one window of {exclude.length}')
     exclude = Protocol(min(exclude.n, total), exclude.length, exclude.seed)  # a short corpus: exclude what exists
     _, used = windows(tokens[:total * exclude.length], exclude)
     free = [i for i in range(total) if i not in set(used.tolist())]
@@ -114,13 +125,18 @@ def calibration_windows(tokens: np.ndarray, n: int = 4, length: int = 512, exclu
     tail = tokens[total * exclude.length:]
     if len(tail): spans.append(tail)
     cand = [s[j:j + length] for s in spans for j in range(0, len(s) - length + 1, length)]
-    if len(cand) < n: raise ValueError(f'only {len(cand)} calibration windows of {length} tokens lie outside the evaluation windows; ask for fewer or shorter')
+    if len(cand) < n:
+        raise ValueError(
+            f'only {len(cand)} calibration windows of {length} tokens lie outside the evaluation windows; ask for '
+            'fewer or shorter'
+        )
     pick = np.random.default_rng(0).permutation(len(cand))[:n]
     return np.stack([cand[i] for i in sorted(pick)])
 
 # %% ../nbs/01a_scoring.ipynb #f5e2ff31
 def to_fp32(model: nn.Module) -> nn.Module:
-    "Cast every float parameter (scales and biases included) to float32, then dequantize every quantized layer, in place."
+    """Cast every float parameter (scales and biases included) to float32, then dequantize every quantized layer, in
+    place."""
     model.set_dtype(mx.float32)  # first: scale * q + bias is then exact in fp32, not rounded to bf16
     dequantize_model(model)
     mx.eval(model.parameters())
@@ -212,7 +228,8 @@ def window_nll(model: nn.Module, batch: np.ndarray, fast: bool = True) -> np.nda
 
 def score_windows(model: nn.Module, wins: np.ndarray, batch_size: int = 1, fp32: bool = True, fast: bool = True,
                   progress: bool = True, desc: str = 'scoring') -> pd.DataFrame:
-    "Score each window; `fp32` converts the model first (in place), `fast` uses the numpy attention and loss. One row per window."
+    """Score each window; `fp32` converts the model first (in place), `fast` uses the numpy attention and loss. One row
+    per window."""
     if fp32:
         ensure_fast_blas(reexec=False)
         to_fp32(model)

@@ -27,14 +27,44 @@ _COMMON = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_a
 _TINY = {
     'llama': dict(model_type='llama', **_COMMON, tie_word_embeddings=True),
     # MoE layouts of mlx-lm: experts stacked in one `SwitchLinear` per projection (`switch_mlp.*`), a router `gate`
-    'qwen3_moe': dict(model_type='qwen3_moe', **_COMMON, num_experts=4, num_experts_per_tok=2, decoder_sparse_step=1,
-                      mlp_only_layers=[], moe_intermediate_size=64, head_dim=16, rope_theta=1e6, tie_word_embeddings=False,
-                      max_position_embeddings=4096, norm_topk_prob=True),
-    'mixtral': dict(model_type='mixtral', **_COMMON, num_local_experts=4, num_experts_per_tok=2, tie_word_embeddings=False),
-    'glm4_moe': dict(model_type='glm4_moe', **_COMMON, max_position_embeddings=4096, moe_intermediate_size=64, norm_topk_prob=True,
-                     n_group=1, head_dim=16, topk_group=1, n_shared_experts=1, n_routed_experts=4, routed_scaling_factor=1.0,
-                     num_experts_per_tok=2, first_k_dense_replace=1, rope_theta=1e6, rope_scaling=None, use_qk_norm=True,
-                     tie_word_embeddings=False, attention_bias=False, partial_rotary_factor=0.5),
+    'qwen3_moe': dict(
+        model_type='qwen3_moe',
+        **_COMMON,
+        num_experts=4,
+        num_experts_per_tok=2,
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        moe_intermediate_size=64,
+        head_dim=16,
+        rope_theta=1e6,
+        tie_word_embeddings=False,
+        max_position_embeddings=4096,
+        norm_topk_prob=True,
+    ),
+    'mixtral': dict(
+        model_type='mixtral', **_COMMON, num_local_experts=4, num_experts_per_tok=2, tie_word_embeddings=False
+    ),
+    'glm4_moe': dict(
+        model_type='glm4_moe',
+        **_COMMON,
+        max_position_embeddings=4096,
+        moe_intermediate_size=64,
+        norm_topk_prob=True,
+        n_group=1,
+        head_dim=16,
+        topk_group=1,
+        n_shared_experts=1,
+        n_routed_experts=4,
+        routed_scaling_factor=1.0,
+        num_experts_per_tok=2,
+        first_k_dense_replace=1,
+        rope_theta=1e6,
+        rope_scaling=None,
+        use_qk_norm=True,
+        tie_word_embeddings=False,
+        attention_bias=False,
+        partial_rotary_factor=0.5,
+    ),
 }
 
 
@@ -45,7 +75,8 @@ def tiny_config(arch: str = 'llama', **overrides) -> dict:
 
 
 def tiny_model(arch: str = 'llama', seed: int = 0, quantize: dict | None = None, **overrides) -> nn.Module:
-    "A tiny random fp32 model of mlx-lm's `arch`, seeded; `quantize` (e.g. `dict(bits=4, group_size=64)`) quantizes every layer."
+    """A tiny random fp32 model of mlx-lm's `arch`, seeded; `quantize` (e.g. `dict(bits=4, group_size=64)`) quantizes
+    every layer."""
     cfg = tiny_config(arch, **overrides)
     model_cls, args_cls = _get_classes(cfg)
     mx.random.seed(seed)
@@ -73,22 +104,31 @@ def save_tiny_model(folder, arch: str = 'llama', seed: int = 0, **overrides) -> 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = tiny_model(arch, seed, **overrides)
-    mx.save_safetensors(str(folder / 'model.safetensors'), dict(tree_flatten(model.parameters())), metadata={'format': 'mlx'})
-    (folder / 'config.json').write_text(json.dumps({**tiny_config(arch, **overrides), 'torch_dtype': 'float32'}, indent=2))
+    mx.save_safetensors(
+        str(folder / 'model.safetensors'), dict(tree_flatten(model.parameters())), metadata={'format': 'mlx'}
+    )
+    (folder / 'config.json').write_text(
+        json.dumps({**tiny_config(arch, **overrides), 'torch_dtype': 'float32'}, indent=2)
+    )
     for name, text in tiny_tokenizer_files().items(): (folder / name).write_text(text)
     return folder
 
 # %% ../nbs/00b_tiny.ipynb #85b40032
 def save_random_model(folder, config: dict, shard_bytes: int = 1 << 30, seed: int = 0, dtype: str = 'bfloat16') -> Path:
-    "Write a random model of `config` (a real architecture's config.json) in shards of at most `shard_bytes`, one shard in memory at a time."
+    """Write a random model of `config` (a real architecture's config.json) in shards of at most `shard_bytes`, one
+    shard in memory at a time."""
     folder = Path(folder)
     model_cls, args_cls = _get_classes(config)
     lazy = model_cls(args_cls.from_dict(config))  # initializers stay unevaluated: no weight memory
-    params = sorted(((k, tuple(v.shape), v.dtype) for k, v in tree_flatten(lazy.parameters())), key=lambda p: natural_key(p[0]))
+    params = sorted(
+        ((k, tuple(v.shape), v.dtype) for k, v in tree_flatten(lazy.parameters())), key=lambda p: natural_key(p[0])
+    )
     del lazy
     dt = getattr(mx, dtype)
     shapes = {k: (s, d) for k, s, d in params}
-    shards = group_shards([(k, math.prod(s) * (dt.size if mx.issubdtype(d, mx.floating) else d.size)) for k, s, d in params], shard_bytes)
+    shards = group_shards(
+        [(k, math.prod(s) * (dt.size if mx.issubdtype(d, mx.floating) else d.size)) for k, s, d in params], shard_bytes
+    )
     files, wmap = shard_names(len(shards)), {}
     with atomic_folder(folder) as tmp:
         for i, (names, fname) in enumerate(zip(shards, files)):
@@ -106,7 +146,9 @@ def save_random_model(folder, config: dict, shard_bytes: int = 1 << 30, seed: in
             del ws
         total = sum(f.stat().st_size for f in tmp.glob('*.safetensors'))
         if len(files) > 1:
-            (tmp / 'model.safetensors.index.json').write_text(json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4))
+            (tmp / 'model.safetensors.index.json').write_text(
+                json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4)
+            )
         (tmp / 'config.json').write_text(json.dumps({**config, 'torch_dtype': dtype}, indent=2))
         for name, text in tiny_tokenizer_files().items(): (tmp / name).write_text(text)
     return folder

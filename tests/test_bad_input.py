@@ -2,17 +2,16 @@
 import json
 import shutil
 from collections import namedtuple
-from pathlib import Path
 
 import mlx.core as mx
 import pytest
 
 from ram.allocator import plan_budgets
-from ram.core import KEEP, Plan, Profile, QuantConfig, TensorChoice, parse_budget, tensor_bytes
-from ram.models import fixed_bytes, load, quantizable_tensors
+from ram.core import KEEP, Plan, Profile, parse_budget
+from ram.models import load
 from ram.profiler import profile, profile_to
 from ram.quantizer import quantize_to_folder
-from ram.tiny import save_tiny_model, tiny_model
+from ram.tiny import save_tiny_model
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +49,8 @@ def test_folder_without_config_or_weights(tmp_path, tiny):
 def test_unreadable_config(tmp_path, tiny):
     f = _copy(tiny[1], tmp_path / 'm')
     (f / 'config.json').write_text('{"model_type": ')
-    with pytest.raises(ValueError, match='config.json is unreadable or not valid JSON.*"model_type"'): profile(f, progress=False)
+    with pytest.raises(ValueError, match='config.json is unreadable or not valid JSON.*"model_type"'):
+        profile(f, progress=False)
     (f / 'config.json').write_text('{"hidden_size": 64}')
     with pytest.raises(ValueError, match='no "model_type".*mlx-lm architecture'): profile(f, progress=False)
 
@@ -60,7 +60,9 @@ def test_truncated_safetensors(tmp_path, tiny):
     b = (f / 'model.safetensors').read_bytes()
     (f / 'model.safetensors').write_bytes(b[:len(b) // 2])
     for run in (lambda: profile(f, progress=False), lambda: quantize_to_folder(f, tiny[3], tmp_path / 'q', force=True)):
-        with pytest.raises(ValueError, match=r'model.safetensors is truncated: its header describes [\d,]+ bytes, the file has [\d,]+'):
+        with pytest.raises(
+            ValueError, match=r'model.safetensors is truncated: its header describes [\d,]+ bytes, the file has [\d,]+'
+        ):
             run()
     assert not (tmp_path / 'q').exists()
 
@@ -70,7 +72,8 @@ def test_corrupted_safetensors_header(tmp_path, tiny):
     b = bytearray((f / 'model.safetensors').read_bytes())
     b[10:20] = b'\xff' * 10
     (f / 'model.safetensors').write_bytes(bytes(b))
-    with pytest.raises(ValueError, match='model.safetensors is not a valid safetensors file'): profile(f, progress=False)
+    with pytest.raises(ValueError, match='model.safetensors is not a valid safetensors file'):
+        profile(f, progress=False)
     (f / 'model.safetensors').write_bytes(b'\x05')
     with pytest.raises(ValueError, match='shorter than the 8-byte header'): profile(f, progress=False)
 
@@ -78,18 +81,24 @@ def test_corrupted_safetensors_header(tmp_path, tiny):
 # --- plans and profiles ---------------------------------------------------------------------------
 
 def _plan_with(plan, tensors):
-    return Plan(plan.method, plan.model, tensors, plan.fixed_bytes, plan.n_params)
+    return Plan(
+        method=plan.method, model=plan.model, tensors=tensors, fixed_bytes=plan.fixed_bytes, n_params=plan.n_params
+    )
 
 
 def test_plan_missing_and_extra_tensors(tmp_path, tiny):
     d, src, prof, plan = tiny
     t = dict(plan.tensors)
     gone = t.pop('model.layers.1.mlp.up_proj')
-    with pytest.raises(ValueError, match=r"1 model tensors are not in the plan \(e.g. \['model.layers.1.mlp.up_proj'\]\)"):
+    with pytest.raises(
+        ValueError, match=(r"1 model tensors are not in the plan \(e.g. " r"\['model.layers.1.mlp.up_proj'\]\)")
+    ):
         quantize_to_folder(src, _plan_with(plan, t), tmp_path / 'q', force=True)
     t['model.layers.1.mlp.up_proj'] = gone
     t['model.layers.7.mlp.up_proj'] = gone
-    with pytest.raises(ValueError, match=r"1 plan tensors are not in the model \(e.g. \['model.layers.7.mlp.up_proj'\]\)"):
+    with pytest.raises(
+        ValueError, match=(r"1 plan tensors are not in the model \(e.g. " r"\['model.layers.7.mlp.up_proj'\]\)")
+    ):
         quantize_to_folder(src, _plan_with(plan, t), tmp_path / 'q', force=True)
     assert not (tmp_path / 'q').exists()
 
@@ -97,7 +106,9 @@ def test_plan_missing_and_extra_tensors(tmp_path, tiny):
 def test_plan_wrong_shapes(tmp_path, tiny):
     d, src, prof, plan = tiny
     other = save_tiny_model(tmp_path / 'wide', intermediate_size=256)  # same names, other shapes
-    with pytest.raises(ValueError, match=r'model.layers.0.mlp.down_proj: the plan says \d+ bytes for .* but shape \(64, 256\) gives'):
+    with pytest.raises(
+        ValueError, match=r'model.layers.0.mlp.down_proj: the plan says \d+ bytes for .* but shape \(64, 256\) gives'
+    ):
         quantize_to_folder(other, plan, tmp_path / 'q', force=True)
 
 
@@ -105,35 +116,43 @@ def test_truncated_or_invalid_plan(tmp_path, tiny):
     d = tiny[0]
     text = (d / 'plan.json').read_text()
     (tmp_path / 'cut.json').write_text(text[:len(text) // 2])
-    with pytest.raises(ValueError, match='not a valid RAM plan \\(truncated or corrupted JSON'): Plan.load(tmp_path / 'cut.json')
+    with pytest.raises(ValueError, match='not a valid RAM plan \\(truncated or corrupted JSON'):
+        Plan.load(tmp_path / 'cut.json')
     obj = json.loads(text)
     (tmp_path / 'prof.json').write_text(json.dumps({**obj, 'schema': 'ram.profile/1'}))
-    with pytest.raises(ValueError, match="schema 'ram.profile/1', expected 'ram.plan/1'"): Plan.load(tmp_path / 'prof.json')
+    with pytest.raises(ValueError, match="schema 'ram.profile/1', expected 'ram.plan/1'"):
+        Plan.load(tmp_path / 'prof.json')
     del obj['tensors']
     (tmp_path / 'notensors.json').write_text(json.dumps(obj))
-    with pytest.raises(ValueError, match='invalid plan: missing or malformed field'): Plan.load(tmp_path / 'notensors.json')
+    with pytest.raises(ValueError, match='invalid plan: missing or malformed field'):
+        Plan.load(tmp_path / 'notensors.json')
     obj = json.loads(text)
     obj['total_bytes'] += 1
     (tmp_path / 'total.json').write_text(json.dumps(obj))
-    with pytest.raises(ValueError, match='total_bytes .* does not match its tensors'): Plan.load(tmp_path / 'total.json')
+    with pytest.raises(ValueError, match='total_bytes .* does not match its tensors'):
+        Plan.load(tmp_path / 'total.json')
     obj = json.loads(text)
     next(iter(obj['tensors'].values()))['bits'] = 7
     (tmp_path / 'bits.json').write_text(json.dumps(obj))
-    with pytest.raises(ValueError, match=r'affine bits must be one of \(2, 3, 4, 5, 6, 8\)'): Plan.load(tmp_path / 'bits.json')
+    with pytest.raises(ValueError, match=r'affine bits must be one of \(2, 3, 4, 5, 6, 8\)'):
+        Plan.load(tmp_path / 'bits.json')
 
 
 def test_truncated_or_invalid_profile(tmp_path, tiny):
     d = tiny[0]
     text = (d / 'profile.json').read_text()
     (tmp_path / 'cut.json').write_text(text[: len(text) // 3])
-    with pytest.raises(ValueError, match='not a valid RAM profile \\(truncated or corrupted JSON'): Profile.load(tmp_path / 'cut.json')
+    with pytest.raises(ValueError, match='not a valid RAM profile \\(truncated or corrupted JSON'):
+        Profile.load(tmp_path / 'cut.json')
     obj = json.loads(text)
     del obj['columns']['d_weight']
     obj['column_order'].remove('d_weight')
     (tmp_path / 'cols.json').write_text(json.dumps(obj))
-    with pytest.raises(ValueError, match=r"profile table lacks columns \['d_weight'\]"): Profile.load(tmp_path / 'cols.json')
+    with pytest.raises(ValueError, match=r"profile table lacks columns \['d_weight'\]"):
+        Profile.load(tmp_path / 'cols.json')
     (tmp_path / 'plan.json').write_text(json.dumps({'schema': 'ram.plan/1'}))
-    with pytest.raises(ValueError, match="schema 'ram.plan/1', expected 'ram.profile/1'"): Profile.load(tmp_path / 'plan.json')
+    with pytest.raises(ValueError, match="schema 'ram.plan/1', expected 'ram.profile/1'"):
+        Profile.load(tmp_path / 'plan.json')
     with pytest.raises(FileNotFoundError, match='no RAM profile file at'): Profile.load(tmp_path / 'missing.json')
 
 
@@ -146,7 +165,8 @@ def test_unparseable_budget(bad):
 
 def test_infeasible_budget(tiny):
     prof = tiny[2]
-    with pytest.raises(ValueError, match=r'below the smallest achievable size [\d,]+ bytes'): plan_budgets(prof, ['1000'])
+    with pytest.raises(ValueError, match=r'below the smallest achievable size [\d,]+ bytes'):
+        plan_budgets(prof, ['1000'])
 
 
 # --- weights --------------------------------------------------------------------------------------
@@ -159,7 +179,8 @@ def test_non_finite_weight_is_named(tmp_path, tiny, bad):
     w = ws['model.layers.1.self_attn.o_proj.weight']
     w[3, 5] = bad
     mx.save_safetensors(str(f / 'model.safetensors'), ws, metadata={'format': 'mlx'})
-    with pytest.raises(ValueError, match='model.layers.1.self_attn.o_proj holds NaN or Inf weights'): profile(f, progress=False)
+    with pytest.raises(ValueError, match='model.layers.1.self_attn.o_proj holds NaN or Inf weights'):
+        profile(f, progress=False)
     with pytest.raises(ValueError, match='model.layers.1.self_attn.o_proj holds NaN or Inf weights'):
         quantize_to_folder(f, plan, tmp_path / 'q', force=True)
     assert not (tmp_path / 'q').exists() and not list(tmp_path.glob('.q.tmp-*'))
@@ -183,7 +204,9 @@ def test_not_enough_disk(tmp_path, tiny, monkeypatch):
     d, src, prof, plan = tiny
     Usage = namedtuple('Usage', 'total used free')
     monkeypatch.setattr(shutil, 'disk_usage', lambda p: Usage(10**9, 10**9 - 1000, 1000))
-    with pytest.raises(OSError, match=r'not enough disk space for the quantized model at .*needs [\d,]+ bytes .* has 1,000 bytes'):
+    with pytest.raises(
+        OSError, match=r'not enough disk space for the quantized model at .*needs [\d,]+ bytes .* has 1,000 bytes'
+    ):
         quantize_to_folder(src, plan, tmp_path / 'q')
     with pytest.raises(OSError, match=r'not enough disk space for the profile .*has 1,000 bytes'):
         profile_to(tmp_path / 'p.json', src, progress=False)

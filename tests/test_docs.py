@@ -66,12 +66,21 @@ def test_every_notebook_is_a_chapter(site):
 
 
 def test_convert_honours_nbdev_directives():
-    nb = {'cells': [
-        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| default_exp core'},
-        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| export\nimport math\ndef f(x): return x\ndef _g(): pass\nclass C: pass'},
-        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| hide\nsecret = 1'},
-        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| echo: false\nshown_output()'},
-        {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': 'f(1)'}], 'metadata': {}}
+    nb = {
+        'cells': [
+            {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| default_exp core'},
+            {
+                'cell_type': 'code',
+                'metadata': {},
+                'outputs': [],
+                'source': '#| export\nimport math\ndef f(x): return x\ndef _g(): pass\nclass C: pass',
+            },
+            {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| hide\nsecret = 1'},
+            {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| echo: false\nshown_output()'},
+            {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': 'f(1)'},
+        ],
+        'metadata': {},
+    }
     cells = docs.convert(nb, 'ram')['cells']
     src = [c['source'] for c in cells]
     assert '.. autofunction:: ram.core.f' in src[0] and '.. autoclass:: ram.core.C' in src[0] and '_g' not in src[0]
@@ -114,7 +123,12 @@ def test_teaching_pages_render_figures(site, browser):
 def test_any_notebook_under_nbs_becomes_a_chapter(tmp_path):
     "New folders (nbs/paper/, nbs/teach/, anything) need no configuration; scratch notebooks stay out."
     nbs = tmp_path / 'nbs'
-    md = lambda s: {'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': s}], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    md = lambda s: {
+        'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': s}],
+        'metadata': {},
+        'nbformat': 4,
+        'nbformat_minor': 5,
+    }
     for rel in ['index.ipynb', '00_core.ipynb', 'paper/robustness.ipynb', 'teach/01_x.ipynb', 'extra/more/y.ipynb',
                 '_scratch.ipynb', 'teach/.ipynb_checkpoints/01_x-checkpoint.ipynb']:
         (nbs / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +136,8 @@ def test_any_notebook_under_nbs_becomes_a_chapter(tmp_path):
     parts = docs.stage(tmp_path / 'src', nbs)
     assert parts == {'': ['00_core'], 'paper': ['paper/robustness'], 'teach': ['teach/01_x'], 'extra': ['extra/more/y']}
     index = json.loads((tmp_path / 'src' / 'index.ipynb').read_text())['cells'][-1]['source']
-    assert index.index('part-library') < index.index('part-teach') < index.index('part-paper') < index.index('part-extra')
+    assert (
+        index.index('part-library') < index.index('part-teach') < index.index('part-paper') < index.index('part-extra')
+    )
     assert 'teach/01_x' in (tmp_path / 'src' / 'part-teach.md').read_text()
     assert not (tmp_path / 'src' / '_scratch.ipynb').exists()

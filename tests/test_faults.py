@@ -1,4 +1,5 @@
-"Faults: runs killed with SIGKILL at random points leave a complete result or none; a killed profile resumes; reruns are byte-identical."
+"""Faults: runs killed with SIGKILL at random points leave a complete result or none; a killed profile resumes; reruns
+are byte-identical."""
 import contextlib
 import io
 import json
@@ -7,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mlx_lm
 import numpy as np
@@ -16,7 +16,7 @@ import pytest
 import ram.profiler as P
 from ram.allocator import plan_budgets
 from ram.cli import main
-from ram.core import Plan, Profile
+from ram.core import Profile
 from ram.profiler import partial_path, profile_to
 from ram.quantizer import safetensors_payload
 from ram.tiny import save_random_model, tiny_config
@@ -33,7 +33,9 @@ def src(tmp_path_factory):
 
 
 def _spawn(code: str, *args):
-    return subprocess.Popen([sys.executable, '-c', code, *map(str, args)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, '-c', code, *map(str, args)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _kill_when(proc, ready, delay: float, timeout: float = 120):
@@ -47,7 +49,10 @@ def _kill_when(proc, ready, delay: float, timeout: float = 120):
     return True
 
 
-QUANTIZE = 'import sys; from ram.cli import main; sys.exit(main(["quantize", sys.argv[1], sys.argv[2], "-o", sys.argv[3], "--overwrite"]))'
+QUANTIZE = (
+    'import sys; from ram.cli import main; sys.exit(main(["quantize", sys.argv[1], sys.argv[2], "-o", '
+    'sys.argv[3], "--overwrite"]))'
+)
 PROFILE = ('import sys; from ram.profiler import profile_to; '
            'profile_to(sys.argv[1], sys.argv[2], progress=False, checkpoint_seconds=0)')
 
@@ -119,7 +124,8 @@ def test_same_inputs_give_byte_identical_outputs(src, tmp_path):
             assert main(['profile', str(src), '-o', str(d / 'profile.json')]) == 0
             assert main(['allocate', str(d / 'profile.json'), '--budget', '4bpw', '5bpw', '-o', str(d / 'plans')]) == 0
             assert main(['quantize', str(src), str(d / 'plans' / 'plan-4bpw.json'), '-o', str(d / 'q')]) == 0
-        table = log.getvalue().split('profiling:')[1].split('\n', 1)[1]  # the allocation table and after (timing above it)
+        # the allocation table and after (timing above it)
+        table = log.getvalue().split('profiling:')[1].split('\n', 1)[1]
         files = {str(f.relative_to(d)): f.read_bytes() for f in sorted(d.rglob('*')) if f.is_file()}
         outs.append((table.replace(str(d), '<d>'), files))
     assert outs[0][0] == outs[1][0]

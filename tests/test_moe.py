@@ -1,9 +1,9 @@
-"MoE: stacked experts (SwitchLinear) are profiled and allocated as tensors of their own, routers take their prior, and the saved result loads in stock mlx-lm."
+"""MoE: stacked experts (SwitchLinear) are profiled and allocated as tensors of their own, routers take their prior,
+and the saved result loads in stock mlx-lm."""
 import json
 
 import mlx.core as mx
 import mlx_lm
-import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
@@ -11,12 +11,15 @@ from ram.allocator import plan_budgets
 from ram.core import tensor_bytes
 from ram.models import quantizable_tensors
 from ram.profiler import PRIORS, profile
-from ram.quantizer import quantize, quantize_to_folder, safetensors_payload
+from ram.quantizer import quantize, quantize_to_folder
 from ram.tiny import save_random_model, save_tiny_model, tiny_config, tiny_model
 
 # router module (None: mlx-lm's router is not a quantizable layer, so it is fixed cost at 16 bits) and expert prefix
-ARCHS = {'qwen3_moe': ('mlp.gate', 'mlp.switch_mlp'), 'mixtral': ('block_sparse_moe.gate', 'block_sparse_moe.switch_mlp'),
-         'glm4_moe': (None, 'mlp.switch_mlp')}
+ARCHS = {
+    'qwen3_moe': ('mlp.gate', 'mlp.switch_mlp'),
+    'mixtral': ('block_sparse_moe.gate', 'block_sparse_moe.switch_mlp'),
+    'glm4_moe': (None, 'mlp.switch_mlp'),
+}
 
 
 @pytest.mark.parametrize('arch', list(ARCHS))
@@ -71,7 +74,10 @@ def test_sharded_moe_streams_the_same_bytes(tmp_path):
     plan = plan_budgets(prof, ['5bpw'])[0]
     quantize_to_folder(src, plan, tmp_path / 'q', progress=False)
     shards = sorted((tmp_path / 'q').glob('*.safetensors'))
-    assert len(shards) > 1 and max(f.stat().st_size for f in shards) <= max(f.stat().st_size for f in src.glob('*.safetensors')) + 4096
+    assert (
+        len(shards) > 1
+        and max(f.stat().st_size for f in shards) <= max(f.stat().st_size for f in src.glob('*.safetensors')) + 4096
+    )
     saved = {k: v for f in shards for k, v in mx.load(str(f)).items()}
     mem, _ = quantize(mlx_lm.load(str(src))[0], plan.configs(), {})
     ref = dict(tree_flatten(mem.parameters()))

@@ -1,4 +1,5 @@
-"Papermill smoke: every paper template runs end to end on a tiny model folder through the driver; the driver refuses a template without a parameters cell."
+"""Papermill smoke: every paper template runs end to end on a tiny model folder through the driver; the driver refuses
+a template without a parameters cell."""
 import json
 import shutil
 
@@ -22,13 +23,23 @@ def test_templates_regenerate_tables_and_figures(tmp_path, monkeypatch):
     for name in TEMPLATES:
         assert (fig / f'{name}.md').read_text().startswith(f'**{name.capitalize()}: tiny**')
     rob = pd.read_csv(fig / 'robustness.csv')
-    assert rob.Condition.tolist()[0] == 'unquantized' and {'RAM v1', 'RAM 4.5bpw', 'RAM @4b-g64', 'uniform 4b-g64'} <= set(rob.Condition)
+    assert rob.Condition.tolist()[0] == 'unquantized' and {
+        'RAM v1',
+        'RAM 4.5bpw',
+        'RAM @4b-g64',
+        'uniform 4b-g64',
+    } <= set(rob.Condition)
     bud = pd.read_csv(fig / 'budgets.csv')
     assert any(c.startswith('mlx-lm dynamic') for c in bud.Condition)
     row = bud.set_index('Condition').loc['uniform 4b-g64']
     assert row['Gap recovered (median)'] == 0 and row['Size delta (GB)'] == 0
     down = pd.read_csv(fig / 'downstream.csv')
-    assert down.Method.tolist()[0] == 'unquantized' and set(down.Method) == {'unquantized', 'RAM 4.5bpw', 'RAM @4b-g64', 'uniform 4b-g64'}
+    assert down.Method.tolist()[0] == 'unquantized' and set(down.Method) == {
+        'unquantized',
+        'RAM 4.5bpw',
+        'RAM @4b-g64',
+        'uniform 4b-g64',
+    }
     assert down.columns.tolist() == ['Model', 'Method', 'Size (GB)', 'ARC-C (acc_norm)', 'Winogrande (acc)']
     for png in ('robustness-windows', 'budgets-rd', 'budgets-allocation', 'budgets-groups'):
         assert (fig / f'{png}.png').read_bytes()[:8] == PNG

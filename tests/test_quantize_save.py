@@ -1,6 +1,5 @@
 "A plan of per-tensor configs goes through mlx-lm's predicate, saves atomically, and stock mlx_lm.load reads it back."
 import json
-from pathlib import Path
 
 import mlx.core as mx
 import mlx_lm

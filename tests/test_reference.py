@@ -1,5 +1,4 @@
 "The real reference model (slow: downloads ~93 MB once, then cached). Run with --slow or RAM_SLOW=1."
-import numpy as np
 import pytest
 
 from ram.core import QuantConfig
@@ -27,7 +26,7 @@ def test_predicted_bytes_equal_saved_bytes_at_4bit_g64(ref, tmp_path):
 def test_reference_perplexity_is_sane(ref):
     "A wrong q/k permutation or tokenizer gives PPL in the thousands; the documented value is about 20.7."
     from ram.evaluate import perplexity
-    from ram.scoring import corpus_tokens, get_protocol
+    from ram.scoring import get_protocol
     model, tok, _, _ = ref
     ppl = perplexity(model, tok, get_protocol('quick', n=1, length=1024), progress=False).ppl
     assert 8 < ppl < 40, ppl

@@ -10,8 +10,12 @@ from ram.tiny import tiny_model
 @pytest.mark.parametrize('bits,group', [(2, 32), (3, 64), (4, 64), (8, 32)])
 def test_fp32_path_matches_quantized_forward(bits, group):
     wins = np.random.default_rng(bits).integers(0, 512, size=(2, 97)).astype(np.int32)
-    q = score_windows(tiny_model(seed=bits, quantize=dict(bits=bits, group_size=group)), wins, fp32=False, fast=False, progress=False)
-    f = score_windows(tiny_model(seed=bits, quantize=dict(bits=bits, group_size=group)), wins, fp32=True, progress=False)
+    q = score_windows(
+        tiny_model(seed=bits, quantize=dict(bits=bits, group_size=group)), wins, fp32=False, fast=False, progress=False
+    )
+    f = score_windows(
+        tiny_model(seed=bits, quantize=dict(bits=bits, group_size=group)), wins, fp32=True, progress=False
+    )
     np.testing.assert_allclose(f.nll.values, q.nll.values, rtol=1e-3)
     assert (f.tokens == 96).all()
 

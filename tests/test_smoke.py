@@ -9,7 +9,19 @@ import ram
 
 def test_every_module_imports():
     names = [m.name for m in pkgutil.iter_modules(ram.__path__) if not m.name.startswith('_')]
-    assert {'core', 'blas', 'models', 'profiler', 'allocator', 'quantizer', 'metrics', 'evaluate', 'baselines', 'reproduce', 'cli'} <= set(names)
+    assert {
+        'core',
+        'blas',
+        'models',
+        'profiler',
+        'allocator',
+        'quantizer',
+        'metrics',
+        'evaluate',
+        'baselines',
+        'reproduce',
+        'cli',
+    } <= set(names)
     for n in names: importlib.import_module(f'ram.{n}')
 
 

@@ -91,7 +91,9 @@ def convert(nb: dict, lib_name: str) -> dict:
         cells.append(cell)
     for i, c in enumerate(cells): c.setdefault('id', f'cell-{i}')
     nb['cells'] = cells
-    nb.setdefault('metadata', {}).setdefault('kernelspec', {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'})
+    nb.setdefault('metadata', {}).setdefault(
+        'kernelspec', {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
+    )
     return nb
 
 
@@ -100,9 +102,11 @@ def _toctree(docs: list[str], caption: str = '', maxdepth: int = 1, hidden: bool
     return '\n'.join(['```{toctree}', *opts, ''] + docs + ['```'])
 
 
-BLURBS = {'': 'One notebook per module: its prose, examples and tests, and the API of what it exports.',
-          'teach': 'Teaching notebooks: quantization and rate-distortion allocation from scratch, runnable on a laptop CPU.',
-          'paper': 'Parameterized templates, one per published table; `ram reproduce` executes them per model.'}
+BLURBS = {
+    '': 'One notebook per module: its prose, examples and tests, and the API of what it exports.',
+    'teach': 'Teaching notebooks: quantization and rate-distortion allocation from scratch, runnable on a laptop CPU.',
+    'paper': 'Parameterized templates, one per published table; `ram reproduce` executes them per model.',
+}
 
 
 def stage(src: Path, nbs: Path = NBS) -> dict[str, list[str]]:
@@ -121,8 +125,13 @@ def stage(src: Path, nbs: Path = NBS) -> dict[str, list[str]]:
         out.write_text(json.dumps(nb, indent=1))
         top = rel.parts[0] if len(rel.parts) > 1 else ''
         parts.setdefault(top, []).append(rel.with_suffix('').as_posix())
-    if index is None: index = {'cells': [{'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': '# ' + settings()['title']}],
-                               'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    if index is None:
+        index = {
+            'cells': [{'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': '# ' + settings()['title']}],
+            'metadata': {},
+            'nbformat': 4,
+            'nbformat_minor': 5,
+        }
     shutil.copy(ROOT / 'docs' / 'README.md', src / 'about-docs.md')
     pages = []
     for k in ORDER + sorted(k for k in parts if k not in ORDER):

@@ -52,8 +52,12 @@ def check(lib: Path = ROOT / 'ram') -> tuple[list[str], list[str]]:
         deps = sorted(graph[m], key=rank.get)
         lines.append(f'{mods[m]:<16} ram.{m:<10} <- {", ".join(deps) or "(nothing of ram)"}')
         for d in deps:
-            if rank[d] > rank[m]: bad.append(f'ram.{m} ({mods[m]}) imports ram.{d} from a later chapter ({mods[d]}), line {graph[m][d]}')
-            if d == LEAF: bad.append(f'ram.{m} imports ram.{LEAF}, which must be a leaf that nothing imports (line {graph[m][d]})')
+            if rank[d] > rank[m]:
+                bad.append(f'ram.{m} ({mods[m]}) imports ram.{d} from a later chapter ({mods[d]}), line {graph[m][d]}')
+            if d == LEAF:
+                bad.append(
+                    (f'ram.{m} imports ram.{LEAF}, which must be a leaf that nothing imports (line {graph[m][d]})')
+                )
     state = {}
 
     def visit(m, stack):  # depth-first search for a cycle

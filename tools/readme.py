@@ -14,6 +14,7 @@ for c in nb['cells']:
 text = '<!-- generated from nbs/index.ipynb by tools/readme.py: edit the notebook -->\n\n' + '\n\n'.join(parts) + '\n'
 out = root / 'README.md'
 if '--check' in sys.argv:
-    if not out.exists() or out.read_text() != text: sys.exit('README.md is out of date with nbs/index.ipynb: run `python tools/readme.py`')
+    if not out.exists() or out.read_text() != text:
+        sys.exit('README.md is out of date with nbs/index.ipynb: run `python tools/readme.py`')
     print('ok: README.md matches nbs/index.ipynb')
 else: out.write_text(text)
