@@ -11,7 +11,7 @@ STAMP := $(VENV)/.ram-installed
 BLAS = $(shell $(BIN)/python -c "from ram.blas import find_openblas; print(find_openblas() or '')" 2>/dev/null)
 RUN = LD_PRELOAD="$(BLAS)$(if $(LD_PRELOAD),:$(LD_PRELOAD),)" RAM_BLAS_CHECKED=1
 
-.PHONY: setup docs reproduce test test-slow lint check-readme check-clean check-export nbtest pytest bench clean-venv
+.PHONY: setup docs reproduce test test-slow lint check-outputs check-readme check-clean check-export nbtest pytest bench clean-venv
 
 setup: $(STAMP)
 
@@ -56,7 +56,12 @@ lint: setup
 	$(BIN)/ruff check nbs tests tools bench ram
 	$(BIN)/python tools/import_graph.py
 
-test: lint check-clean check-export check-readme nbtest pytest
+# the library notebooks are saved with outputs: small, deterministic, one per section (tools/outputs.py);
+# after changing a notebook: python tools/outputs.py --write nbs/NAME.ipynb && nbdev_clean
+check-outputs: setup
+	$(BIN)/python tools/outputs.py --check
+
+test: lint check-clean check-export check-outputs check-readme nbtest pytest
 
 bench: setup
 	$(RUN) $(BIN)/python bench/score_speed.py

@@ -147,13 +147,13 @@ def _pareto(R, D, P):
     R[pad], D[pad], P[pad] = _PAD_BYTES, np.inf, -1
     return R, D, P, n
 
-# %% ../nbs/03_allocator.ipynb #6b82f860
+# %% ../nbs/03_allocator.ipynb #d3cce94e
 def _slopes(R, D):
     "Distortion saved per extra byte between adjacent columns: (T, w-1)."
     with np.errstate(invalid='ignore', divide='ignore', over='ignore'):
         return (D[:, :-1] - D[:, 1:]) / (R[:, 1:] - R[:, :-1]).astype(np.float64)
 
-
+# %% ../nbs/03_allocator.ipynb #882c9b2b
 def _lower_hull(R, D, n):
     """Lower convex hull of each tensor's `n` Pareto points (packed left in R, D): vertex columns packed left, their R
     and D, counts."""
@@ -228,7 +228,7 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
         hi=int(last.sum()),
     )
 
-# %% ../nbs/03_allocator.ipynb #13c8759f
+# %% ../nbs/03_allocator.ipynb #85d09ff3
 def hulls(table: pd.DataFrame) -> pd.DataFrame:
     """Each tensor's lower-convex-hull rows of (bytes, D), cheapest first; adds `row` (position) and `slope` (D saved
     per byte by the next vertex)."""
@@ -242,14 +242,14 @@ def hulls(table: pd.DataFrame) -> pd.DataFrame:
     out['slope'] = slope[valid]
     return out
 
-
+# %% ../nbs/03_allocator.ipynb #f8dfd6ba
 def achievable_range(table: pd.DataFrame, fixed_bytes: int = 0) -> tuple[int, int]:
     """The smallest and largest total bytes an allocation can have (cheapest configs; least-distortion configs), fixed
     cost included."""
     p = _prepare(table)
     return fixed_bytes + p.lo, fixed_bytes + p.hi
 
-# %% ../nbs/03_allocator.ipynb #35885645
+# %% ../nbs/03_allocator.ipynb #ca1b8819
 _EXACT = 4096   # candidates sorted exactly at the end of the quickselect
 
 
@@ -275,7 +275,7 @@ def _crossing(slope, dR, room: int):
     taken = (slope > s) | ((slope == s) & ((dR < d) | ((dR == d) & (np.arange(len(slope)) < x))))
     return taken, float(s)
 
-
+# %% ../nbs/03_allocator.ipynb #9879ffe5
 def _path(p: _Prepared, room: int):
     """Where the greedy hull path meets `room` extra bytes: (segments taken, multiplier, hull steps per tensor, columns,
     bytes left)."""
@@ -283,13 +283,13 @@ def _path(p: _Prepared, room: int):
     steps = np.bincount(p.seg_t[taken], minlength=p.T)
     return taken, lam, steps, p.hull[np.arange(p.T), steps], room - int(p.seg_dR[taken].sum())
 
-
+# %% ../nbs/03_allocator.ipynb #eff5333b
 def _path_point(p: _Prepared, room: int):
     "Lagrangian solution where the greedy hull path meets `room` extra bytes: (columns, multiplier, bytes left)."
     _, lam, _, cur, left = _path(p, room)
     return cur, lam, left
 
-# %% ../nbs/03_allocator.ipynb #1c9bdfb9
+# %% ../nbs/03_allocator.ipynb #9ca331f1
 _TOP = 256   # proposals sorted per greedy round
 
 
@@ -306,7 +306,7 @@ def _best_upgrade(R, D, cur, room):
     ar = np.arange(len(best))
     return ratio[ar, best], best, dR[ar, best]
 
-
+# %% ../nbs/03_allocator.ipynb #a7d914be
 def _greedy_fill(p: _Prepared, cur: np.ndarray, room: int):
     "Spend `room` bytes greedily from columns `cur`; returns (new columns, room left, rounds)."
     cur, rounds = cur.copy(), 0
@@ -336,7 +336,7 @@ def _greedy_fill(p: _Prepared, cur: np.ndarray, room: int):
         if not keep.all(): live, ratio, col, dR = live[keep], ratio[keep], col[keep], dR[keep]
     return cur, room, rounds
 
-# %% ../nbs/03_allocator.ipynb #b60ce949
+# %% ../nbs/03_allocator.ipynb #369bd342
 def _budget_int(budget) -> int:
     if isinstance(budget, (str, Budget)): return parse_budget(budget).to_bytes()
     if isinstance(budget, (bool, float)) or not isinstance(budget, (int, np.integer)):
@@ -350,7 +350,23 @@ def _infeasible(budget: int, lo: int, hi: int) -> str:
     return (f'budget {budget:,} bytes ({_gb(budget)}) is below the smallest achievable size {lo:,} bytes ({_gb(lo)}); '
             f'achievable: {lo:,} .. {hi:,} bytes ({_gb(lo)} .. {_gb(hi)})')
 
+# %% ../nbs/03_allocator.ipynb #f0dbb736
+def _repair(p: _Prepared, cur: np.ndarray, left: int, keep: int):
+    """Downgrade tensors other than `keep`, least distortion added per byte freed first, until `left` >= 0.
+    Returns (columns, bytes left), or (None, left) when no downgrade is left."""
+    cur, ar, cols = cur.copy(), np.arange(p.T), np.arange(p.R.shape[1])[None, :]
+    while left < 0:
+        freed = p.R[ar, cur][:, None] - p.R
+        ok = cols < cur[:, None]
+        ok[keep] = False
+        ratio = np.full(p.R.shape, np.inf)
+        np.divide(p.D - p.D[ar, cur][:, None], freed, out=ratio, where=ok)
+        t, c = np.unravel_index(np.argmin(ratio), ratio.shape)
+        if not np.isfinite(ratio[t, c]): return None, left
+        left += int(freed[t, c]); cur[t] = c
+    return cur, left
 
+# %% ../nbs/03_allocator.ipynb #b2a8ca85
 def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
     budget, fixed_bytes = _budget_int(budget), int(fixed_bytes)
     if fixed_bytes < 0: raise ValueError(f'fixed_bytes must be >= 0, got {fixed_bytes}')
@@ -381,29 +397,13 @@ def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
         budget_bytes=budget,
     )
 
-
-def _repair(p: _Prepared, cur: np.ndarray, left: int, keep: int):
-    """Downgrade tensors other than `keep`, least distortion added per byte freed first, until `left` >= 0.
-    Returns (columns, bytes left), or (None, left) when no downgrade is left."""
-    cur, ar, cols = cur.copy(), np.arange(p.T), np.arange(p.R.shape[1])[None, :]
-    while left < 0:
-        freed = p.R[ar, cur][:, None] - p.R
-        ok = cols < cur[:, None]
-        ok[keep] = False
-        ratio = np.full(p.R.shape, np.inf)
-        np.divide(p.D - p.D[ar, cur][:, None], freed, out=ratio, where=ok)
-        t, c = np.unravel_index(np.argmin(ratio), ratio.shape)
-        if not np.isfinite(ratio[t, c]): return None, left
-        left += int(freed[t, c]); cur[t] = c
-    return cur, left
-
-
+# %% ../nbs/03_allocator.ipynb #a0b1ceab
 def allocate(table: pd.DataFrame, budget_bytes: int, fixed_bytes: int = 0) -> Allocation:
     """Choose one row per tensor of the profile `table` minimizing total `D` with total `bytes` + `fixed_bytes` <=
     `budget_bytes`."""
     return _solve(_prepare(table), budget_bytes, fixed_bytes)
 
-
+# %% ../nbs/03_allocator.ipynb #0dc49c90
 def allocate_sweep(table: pd.DataFrame, budgets: Sequence[int], fixed_bytes: int = 0) -> list[Allocation]:
     "`allocate` for every budget in `budgets`, preparing the hulls once."
     p = _prepare(table)

@@ -22,134 +22,7 @@ from .scoring import get_protocol
 
 
 # %% auto #0
-__all__ = ['cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_quantize', 'cmd_ppl', 'cmd_eval', 'main', 'run']
-
-# %% ../nbs/09_cli.ipynb #e99d0806
-def cmd_reproduce(args):
-    t0 = time.perf_counter()
-    done = reproduce(args.models, args.protocol, dry_run=args.dry_run, template_dir=args.templates, out=args.out,
-                     runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length)
-    if not args.dry_run:
-        print(
-            f'ram reproduce: {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; tables and figures in '
-            f'{args.out}/'
-        )
-    return done
-
-# %% ../nbs/09_cli.ipynb #fc10c8ff
-def cmd_profile(args):
-    settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
-                    calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
-    stats = {}
-    if args.out:  # resumes from the checkpoint a stopped run left beside OUT
-        path = Path(args.out)
-        prof = profile_to(path, args.model, stats=stats, **settings)
-    else: prof, path = cached_profile(args.model, stats=stats, **settings)
-    t = prof.table
-    print(
-        f'profile: {t.tensor.nunique()} tensors, {len(t)} (tensor, config) rows, {int(t.vetoed.sum())} vetoed '
-        f'(SQNR < {args.veto_db} dB)'
-    )
-    if stats:  # measured now, not reused from the cache
-        if stats.get('resumed'): print(f"resumed: {stats['resumed']} tensors measured by a stopped run were reused")
-        print(f"profiling: {stats['seconds']:.1f} s for {stats['weight_configs'] / 1e6:.0f}M weight-configs "
-              f"({stats['weight_configs'] / stats['seconds'] / 1e6:.1f}M weight-configs/s)")
-    print(f'written: {path}')
-    return path
-
-
-def _plan_table(plans) -> str:
-    rows = [
-        (
-            f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  "
-            "groups (share of weights)"
-        )
-    ]
-    for p in plans:
-        w = p.group_bytes(keep='16b')
-        tot = sum(w.values())
-        share = ' '.join(f'{k}:{100 * v / tot:.0f}%' for k, v in sorted(w.items()))
-        gap = 100 * p.gap / p.total_D if p.total_D else 0.0
-        rows.append(
-            f'{p.budget:>12} {p.total_bytes:>14,} {p.total_bytes / GB:>9.4f} {p.bpw:>7.3f} {p.total_D:>11.5g} '
-            f'{p.dual_bound:>11.5g} {gap:>8.4f}  {share}'
-        )
-    return '\n'.join(rows)
-
-
-def cmd_allocate(args):
-    prof = Profile.load(args.profile)
-    budgets = list(dict.fromkeys(re.sub(r'\s+', '', b) for b in args.budget))  # '16GB' and '16 GB' are one budget
-    plans = plan_budgets(prof, budgets, mode=args.mode)
-    out = Path(args.out)
-    print(_plan_table(plans))
-    for p in plans:
-        f = out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', p.budget)}.json"
-        p.save(f)
-        print(f'written: {f}')
-    return plans
-
-
-def cmd_quantize(args):
-    plan = Plan.load(args.plan)
-    print(plan.summary())
-    return quantize_to_folder(args.model, plan, args.out, overwrite=args.overwrite, dtype=args.dtype, force=args.force)
-
-# %% ../nbs/09_cli.ipynb #4e8a94a8
-def _stats_table(results: dict, sizes: dict | None = None) -> str:
-    "Fixed-width statistics of `PPLResult`s: corpus PPL, mean, median, P95, P99, outliers, with the median's interval."
-    rows = [
-        (
-            f"  {'condition':<22}{'size (GB)':>10}{'corpus':>10}{'mean':>10}{'median':>10}{'median 95% CI':>20}"
-            f"{'P95':>10}{'P99':>10}{'>100':>6}"
-        )
-    ]
-    for k, r in results.items():
-        s, size = r.stats, (sizes or {}).get(k)
-        ci = f"[{s['median_ppl_lo']:.3f}, {s['median_ppl_hi']:.3f}]"
-        rows.append(
-            f"  {k:<22}{size / GB if size else float('nan'):>10.4f}{s['corpus_ppl']:>10.3f}{s['mean_ppl']:>10.3f}"
-            f"{s['median_ppl']:>10.3f}{ci:>20}{s['p95_ppl']:>10.3f}{s['p99_ppl']:>10.3f}{s['outliers']:>6d}"
-        )
-    return '\n'.join(rows)
-
-
-def cmd_ppl(args):
-    proto = get_protocol(args.protocol, args.n, args.length, args.seed)
-    c = load_condition(args.model, args.plan, force=args.force)
-    m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
-    r = perplexity(
-        m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash
-    )
-    if size: r.provenance['weights_bytes'] = size
-    print(
-        f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  WikiText-2 test, {proto.n} windows x "
-        f"{proto.length} "
-        f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
-    )
-    print(_stats_table({label: r}, sizes={label: size}))
-    js, cs = r.save(Path(args.out or f'runs/ppl/{label}-{proto.name}'))
-    print(f'  written: {js}, {cs}')
-    return r
-
-
-def cmd_eval(args):
-    c = load_condition(args.model, args.plan, force=args.force)
-    m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
-    res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash)
-    if size: res['provenance']['weights_bytes'] = size
-    lim = f'first {args.limit} documents of each task' if args.limit else 'all documents'
-    print(
-        f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  lm-evaluation-harness, {lim}, chat template off "
-        f"(fp32 activations), {res['seconds']:.0f} s"
-    )
-    print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
-    for r in res['table']:
-        print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
-    out = Path(args.out or f"runs/eval/{label}{'-limit' + str(args.limit) if args.limit else ''}.json")
-    write_atomic(out, dumps(res))
-    print(f'  written: {out}')
-    return res
+__all__ = ['main', 'run', 'cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_quantize', 'cmd_ppl', 'cmd_eval']
 
 # %% ../nbs/09_cli.ipynb #51886e28
 def _parser() -> argparse.ArgumentParser:
@@ -302,20 +175,140 @@ def main(argv=None, reexec: bool = False):
     # fp32 forward passes
     if args.cmd in ('reproduce', 'profile', 'ppl', 'eval') and not getattr(args, 'dry_run', False):
         ensure_fast_blas(reexec=reexec)
-    try:
-        {
-            'reproduce': cmd_reproduce,
-            'profile': cmd_profile,
-            'allocate': cmd_allocate,
-            'quantize': cmd_quantize,
-            'ppl': cmd_ppl,
-            'eval': cmd_eval,
-        }[args.cmd](args)
+    try: globals()[f'cmd_{args.cmd}'](args)  # the subcommand's function, cmd_<name>, defined below
     except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
         print(f'ram {args.cmd}: error: {e}', file=sys.stderr)
         return 1
     return 0
 
+
 def run():
     "The `ram` console script: arguments are parsed first, then the process may restart once with a real BLAS."
     sys.exit(main(reexec=True))
+
+# %% ../nbs/09_cli.ipynb #e99d0806
+def cmd_reproduce(args):
+    t0 = time.perf_counter()
+    done = reproduce(args.models, args.protocol, dry_run=args.dry_run, template_dir=args.templates, out=args.out,
+                     runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length)
+    if not args.dry_run:
+        print(
+            f'ram reproduce: {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; tables and figures in '
+            f'{args.out}/'
+        )
+    return done
+
+# %% ../nbs/09_cli.ipynb #fc10c8ff
+def cmd_profile(args):
+    settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
+                    calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
+    stats = {}
+    if args.out:  # resumes from the checkpoint a stopped run left beside OUT
+        path = Path(args.out)
+        prof = profile_to(path, args.model, stats=stats, **settings)
+    else: prof, path = cached_profile(args.model, stats=stats, **settings)
+    t = prof.table
+    print(
+        f'profile: {t.tensor.nunique()} tensors, {len(t)} (tensor, config) rows, {int(t.vetoed.sum())} vetoed '
+        f'(SQNR < {args.veto_db} dB)'
+    )
+    if stats:  # measured now, not reused from the cache
+        if stats.get('resumed'): print(f"resumed: {stats['resumed']} tensors measured by a stopped run were reused")
+        print(f"profiling: {stats['seconds']:.1f} s for {stats['weight_configs'] / 1e6:.0f}M weight-configs "
+              f"({stats['weight_configs'] / stats['seconds'] / 1e6:.1f}M weight-configs/s)")
+    print(f'written: {path}')
+    return path
+
+
+def _plan_table(plans) -> str:
+    rows = [
+        (
+            f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  "
+            "groups (share of weights)"
+        )
+    ]
+    for p in plans:
+        w = p.group_bytes(keep='16b')
+        tot = sum(w.values())
+        share = ' '.join(f'{k}:{100 * v / tot:.0f}%' for k, v in sorted(w.items()))
+        gap = 100 * p.gap / p.total_D if p.total_D else 0.0
+        rows.append(
+            f'{p.budget:>12} {p.total_bytes:>14,} {p.total_bytes / GB:>9.4f} {p.bpw:>7.3f} {p.total_D:>11.5g} '
+            f'{p.dual_bound:>11.5g} {gap:>8.4f}  {share}'
+        )
+    return '\n'.join(rows)
+
+
+def cmd_allocate(args):
+    prof = Profile.load(args.profile)
+    budgets = list(dict.fromkeys(re.sub(r'\s+', '', b) for b in args.budget))  # '16GB' and '16 GB' are one budget
+    plans = plan_budgets(prof, budgets, mode=args.mode)
+    out = Path(args.out)
+    print(_plan_table(plans))
+    for p in plans:
+        f = out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', p.budget)}.json"
+        p.save(f)
+        print(f'written: {f}')
+    return plans
+
+
+def cmd_quantize(args):
+    plan = Plan.load(args.plan)
+    print(plan.summary())
+    return quantize_to_folder(args.model, plan, args.out, overwrite=args.overwrite, dtype=args.dtype, force=args.force)
+
+# %% ../nbs/09_cli.ipynb #4e8a94a8
+def _stats_table(results: dict, sizes: dict | None = None) -> str:
+    "Fixed-width statistics of `PPLResult`s: corpus PPL, mean, median, P95, P99, outliers, with the median's interval."
+    rows = [
+        (
+            f"  {'condition':<22}{'size (GB)':>10}{'corpus':>10}{'mean':>10}{'median':>10}{'median 95% CI':>20}"
+            f"{'P95':>10}{'P99':>10}{'>100':>6}"
+        )
+    ]
+    for k, r in results.items():
+        s, size = r.stats, (sizes or {}).get(k)
+        ci = f"[{s['median_ppl_lo']:.3f}, {s['median_ppl_hi']:.3f}]"
+        rows.append(
+            f"  {k:<22}{size / GB if size else float('nan'):>10.4f}{s['corpus_ppl']:>10.3f}{s['mean_ppl']:>10.3f}"
+            f"{s['median_ppl']:>10.3f}{ci:>20}{s['p95_ppl']:>10.3f}{s['p99_ppl']:>10.3f}{s['outliers']:>6d}"
+        )
+    return '\n'.join(rows)
+
+
+def cmd_ppl(args):
+    proto = get_protocol(args.protocol, args.n, args.length, args.seed)
+    c = load_condition(args.model, args.plan, force=args.force)
+    m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
+    r = perplexity(
+        m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash
+    )
+    if size: r.provenance['weights_bytes'] = size
+    print(
+        f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  WikiText-2 test, {proto.n} windows x "
+        f"{proto.length} "
+        f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
+    )
+    print(_stats_table({label: r}, sizes={label: size}))
+    js, cs = r.save(Path(args.out or f'runs/ppl/{label}-{proto.name}'))
+    print(f'  written: {js}, {cs}')
+    return r
+
+
+def cmd_eval(args):
+    c = load_condition(args.model, args.plan, force=args.force)
+    m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
+    res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash)
+    if size: res['provenance']['weights_bytes'] = size
+    lim = f'first {args.limit} documents of each task' if args.limit else 'all documents'
+    print(
+        f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  lm-evaluation-harness, {lim}, chat template off "
+        f"(fp32 activations), {res['seconds']:.0f} s"
+    )
+    print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
+    for r in res['table']:
+        print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
+    out = Path(args.out or f"runs/eval/{label}{'-limit' + str(args.limit) if args.limit else ''}.json")
+    write_atomic(out, dumps(res))
+    print(f'  written: {out}')
+    return res

@@ -38,7 +38,7 @@ def window_ppl(table) -> np.ndarray:
     nll, tok = _arrays(table)
     return np.exp(nll / tok)
 
-# %% ../nbs/05_metrics.ipynb #537b3cf9
+# %% ../nbs/05_metrics.ipynb #0aa2aa28
 STATS = ('corpus_ppl', 'mean_ppl', 'median_ppl', 'p95_ppl', 'p99_ppl', 'outliers')
 
 
@@ -49,7 +49,7 @@ def _stats(nll: np.ndarray, tok: np.ndarray, threshold: float) -> np.ndarray:
                      np.percentile(ppl, 95, axis=-1), np.percentile(ppl, 99, axis=-1),
                      (ppl > threshold).sum(-1).astype(np.float64)], -1)
 
-
+# %% ../nbs/05_metrics.ipynb #a74dac9e
 def _boot_idx(n: int, n_boot: int, seed: int) -> np.ndarray:
     "Bootstrap resamples of window indices, (n_boot, n), from a seeded generator."
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))

@@ -49,13 +49,13 @@ __all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'PROFILER_VERSION', 'PA
            'input_channel_stats', 'calibrate_alpha', 'profile', 'profile_path', 'partial_path', 'profile_to',
            'cached_profile']
 
-# %% ../nbs/02_profiler.ipynb #7d7265e1
+# %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
     if not c.quantized: return ws
     q = mx.quantize(ws, group_size=c.group_size, bits=c.bits, mode=c.mode)
     return mx.dequantize(*q, group_size=c.group_size, bits=c.bits, mode=c.mode)
 
-
+# %% ../nbs/02_profiler.ipynb #f27d4c14
 BLOCK_BYTES = 1 << 25  # fp32 bytes of the row block measured at once: bounds the working set for any tensor size
 
 
@@ -198,8 +198,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             resume=None, checkpoint_seconds: float = 30.0) -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
-    every
-    `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in it."""
+    every `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in
+    it."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes:

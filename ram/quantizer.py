@@ -40,18 +40,18 @@ from .models import all_finite, fixed_bytes, is_quantized, load, quantizable_ten
 __all__ = ['MAX_SHARD_BYTES', 'uniform_configs', 'predicted_bytes', 'quantize', 'safetensors_payload', 'save_weights',
            'save_model_folder', 'check_plan', 'Condition', 'load_condition', 'quantize_to_folder']
 
-# %% ../nbs/04_quantizer.ipynb #e69fc5fc
+# %% ../nbs/04_quantizer.ipynb #c738eeee
 def uniform_configs(model: nn.Module, config: QuantConfig) -> dict[str, QuantConfig]:
     "`config` for every quantizable tensor where it is feasible; the others are kept at 16 bits."
     return {t.name: (config if feasible(config, t.shape) else KEEP) for t in quantizable_tensors(model)}
 
-
+# %% ../nbs/04_quantizer.ipynb #c159a53b
 def predicted_bytes(model: nn.Module, configs: Mapping[str, QuantConfig], dtype: str = 'bfloat16') -> int:
     "Bytes the saved model will hold under `configs`: quantizable tensors plus the fixed cost."
     shapes = {t.name: t.shape for t in quantizable_tensors(model)}
     return model_bytes(shapes, configs, fixed_bytes(model, dtype), dtype)
 
-
+# %% ../nbs/04_quantizer.ipynb #dcdc39fc
 def quantize(model: nn.Module, configs: Mapping[str, QuantConfig] | QuantConfig, config: dict | None = None,
              dtype: str = 'bfloat16') -> tuple[nn.Module, dict]:
     "Quantize `model` in place with per-tensor `configs` (or one config for all); returns it and its new config dict."
@@ -66,9 +66,7 @@ def quantize(model: nn.Module, configs: Mapping[str, QuantConfig] | QuantConfig,
         raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
     model.set_dtype(getattr(mx, dtype))
     used = [c for c in configs.values() if c.quantized]
-    group = min(
-        (c.group_size for c in used), default=64
-    )  # mlx-lm skips layers whose width the default group does not divide
+    group = min((c.group_size for c in used), default=64)  # mlx-lm skips layers the default group does not divide
 
     def predicate(path, module):
         c = configs.get(path, KEEP)
