@@ -75,6 +75,7 @@ def test_convert_honours_nbdev_directives():
                 'outputs': [],
                 'source': '#| export\nimport math\ndef f(x): return x\ndef _g(): pass\nclass C: pass',
             },
+            {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| exports\ndef _step(): 1\ndef h(): 2'},
             {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| hide\nsecret = 1'},
             {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': '#| echo: false\nshown_output()'},
             {'cell_type': 'code', 'metadata': {}, 'outputs': [], 'source': 'f(1)'},
@@ -84,8 +85,10 @@ def test_convert_honours_nbdev_directives():
     cells = docs.convert(nb, 'ram')['cells']
     src = [c['source'] for c in cells]
     assert '.. autofunction:: ram.core.f' in src[0] and '.. autoclass:: ram.core.C' in src[0] and '_g' not in src[0]
+    # `exports`: the source stays, private steps included, followed by the API entry of its public names
+    assert src[1] == 'def _step(): 1\ndef h(): 2' and src[2].count('.. auto') == 1 and 'ram.core.h' in src[2]
     assert not any('secret' in s or '#|' in s for s in src)
-    assert cells[1]['metadata']['tags'] == ['remove-input'] and src[2] == 'f(1)'
+    assert cells[3]['metadata']['tags'] == ['remove-input'] and src[4] == 'f(1)'
 
 
 def test_index_renders(site, browser):

@@ -7,7 +7,8 @@ Every notebook under nbs/ (subfolders included, names starting with `_` or `.` e
 chapter, rendered with its stored outputs (nothing is executed). nbdev directives are honoured the way
 `nbdev_docs` honours them: `#| hide` cells are dropped, `#| echo: false` hides a cell's source,
 `#| output: false` its outputs, and an `#| export` cell is replaced by the API documentation (autodoc)
-of the public names it defines, so a library notebook's page is that module's API page.
+of the public names it defines, so a library notebook's page is that module's API page; an `#| exports`
+cell keeps its source, followed by that API documentation.
 The staged sources go to docs/_build/src; docs/conf.py configures Sphinx; docs/README.md says why.
 """
 import argparse, ast, configparser, copy, json, re, shutil, subprocess, sys, time
@@ -76,19 +77,20 @@ def convert(nb: dict, lib_name: str) -> dict:
         d, code = directives(''.join(cell['source']))
         if 'default_exp' in d: module = f'{lib_name}.{d["default_exp"]}'
         if 'hide' in d or 'default_exp' in d: continue
+        api = []
         if {'export', 'exports', 'exporti'} & d.keys():
-            if 'exports' in d: pass  # nbdev shows the source of `exports` cells
-            else:
-                defs = _public_defs(code, module) if module and 'exporti' not in d else []
-                if defs: cells.append(_api_cell(defs))
+            api = _public_defs(code, module) if module and 'exporti' not in d else []
+            if 'exports' not in d:   # nbdev hides the source of `export` cells: only their API documentation
+                if api: cells.append(_api_cell(api))
                 continue
         tags = set(cell.get('metadata', {}).get('tags', []))
         if d.get('echo') == 'false' or 'hide_input' in d: tags.add('remove-input')
         if d.get('output') == 'false' or 'hide_output' in d: tags.add('remove-output')
-        if not code.strip() and not cell.get('outputs'): continue
-        cell = {**cell, 'source': code, 'metadata': {**cell.get('metadata', {}), 'tags': sorted(tags)}}
-        if not tags: cell['metadata'].pop('tags')
-        cells.append(cell)
+        if code.strip() or cell.get('outputs'):
+            cell = {**cell, 'source': code, 'metadata': {**cell.get('metadata', {}), 'tags': sorted(tags)}}
+            if not tags: cell['metadata'].pop('tags')
+            cells.append(cell)
+        if api: cells.append(_api_cell(api))   # `exports`: the source, then the API documentation (as nbdev_docs)
     for i, c in enumerate(cells): c.setdefault('id', f'cell-{i}')
     nb['cells'] = cells
     nb.setdefault('metadata', {}).setdefault(
