@@ -15,12 +15,13 @@ RUN = LD_PRELOAD="$(BLAS)$(if $(LD_PRELOAD),:$(LD_PRELOAD),)" RAM_BLAS_CHECKED=1
 
 setup: $(STAMP)
 
-$(STAMP): settings.ini setup.py tools/setup-blas.sh tools/setup-chromium.sh
+$(STAMP): settings.ini setup.py tools/setup-blas.sh tools/setup-chromium.sh tools/setup-mathjax.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	bash tools/setup-blas.sh
 	bash tools/setup-chromium.sh
+	bash tools/setup-mathjax.sh
 	touch $(STAMP)
 
 # Sphinx + myst-nb + PyData theme (no Quarto needed; see docs/README.md); nbdev_docs still works with Quarto
