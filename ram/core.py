@@ -258,7 +258,7 @@ def dumps(obj) -> str:
     "Canonical JSON (sorted keys, fixed indentation, trailing newline): identical objects give identical bytes."
     return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + '\n'
 
-# %% ../nbs/00_core.ipynb #09e39bd3
+# %% ../nbs/00_core.ipynb #cb0ca374
 PROFILE_SCHEMA = 'ram.profile/1'
 PLAN_SCHEMA = 'ram.plan/1'
 
@@ -305,7 +305,7 @@ def atomic_folder(out, overwrite: bool = False):
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
 
-# %% ../nbs/00_core.ipynb #1c72c7fd
+# %% ../nbs/00_core.ipynb #0f4b00fd
 def _read_json(path, what: str, schema: str) -> dict:
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'no {what} file at {path}')
@@ -372,7 +372,7 @@ class Profile:
     @classmethod
     def load(cls, path) -> 'Profile': return cls.from_dict(_read_json(path, 'RAM profile', PROFILE_SCHEMA))
 
-# %% ../nbs/00_core.ipynb #8e129bde
+# %% ../nbs/00_core.ipynb #ac13089a
 @dataclass(frozen=True)
 class TensorChoice:
     "One tensor's entry in a plan."

@@ -270,7 +270,10 @@ def plot_windows(tables: dict, path, threshold: float = 100.0, title: str = '') 
     df = pd.concat([pd.DataFrame({'condition': k, 'ppl': window_ppl(t)}) for k, t in tables.items()])
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(tables) + 2), 4.2))
     sns.boxplot(df, x='condition', y='ppl', ax=ax, whis=(5, 95), fliersize=0, color='0.9')
-    sns.stripplot(df, x='condition', y='ppl', ax=ax, size=3, alpha=0.7, jitter=0.25)
+    state = np.random.get_state()  # seaborn jitters with numpy's global generator: seed it, so the figure is the
+    np.random.seed(0)              # same on every run, and give the caller's state back
+    try: sns.stripplot(df, x='condition', y='ppl', ax=ax, size=3, alpha=0.7, jitter=0.25)
+    finally: np.random.set_state(state)
     _plain_log(ax); ax.axhline(threshold, color='crimson', ls='--', lw=1, label=f'outlier threshold ({threshold:g})')
     ax.set_xlabel(''); ax.set_ylabel('per-window perplexity'); ax.legend(fontsize=8)
     ax.tick_params(axis='x', rotation=20)
