@@ -25,6 +25,7 @@ from ram.core import (
     QuantConfig,
     atomic_folder,
     check_disk,
+    check_output_folder,
     dumps,
     feasible,
     group_shards,
@@ -149,9 +150,9 @@ def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overw
                       donate: bool = False,
                       checks: dict[str, mx.array] | None = None) -> Path:
     """Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`,
-    then rename it into place."""
+    then rename it into place; an existing `out` only as `check_output_folder` allows (never the source `src`)."""
     out, src = Path(out).expanduser().resolve(), Path(src)
-    with atomic_folder(out, overwrite) as tmp:
+    with atomic_folder(out, overwrite, keep=[src]) as tmp:
         save_weights(tmp, model, shard_bytes, donate, checks)
         save_config(dict(config), config_path=tmp / 'config.json')
         tokenizer.save_pretrained(tmp)
@@ -248,11 +249,11 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
                        progress: bool = True) -> dict:
     """Load `model` lazily, apply `plan` (`load_condition`), save to `out` atomically, one output shard (no bigger than
     the largest input shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the
-    plan was profiled for; a model whose hash differs from the plan's is refused unless `force`."""
-    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True)
+    plan was profiled for; a model whose hash differs from the plan's is refused unless `force`. `out` is checked
+    first (`check_output_folder`): an existing folder is replaced only with `overwrite`, and only a model folder."""
     out = Path(out).expanduser()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
+    check_output_folder(out, overwrite, keep=[model])  # before any work; save_model_folder checks again
+    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True)
     check_disk(out, c.bytes + (1 << 20))  # weights plus headers, config and tokenizer
     # save_weights empties `c.sources` as it goes, so each source weight is released once checked
     save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,

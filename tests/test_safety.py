@@ -1,0 +1,107 @@
+"Safety: --overwrite replaces only a model folder (issue 14)."
+from pathlib import Path
+
+import pytest
+
+import ram.core as core
+import ram.models as models
+import ram.quantizer as quantizer
+from ram.allocator import plan_budgets
+from ram.cli import main
+from ram.profiler import profile
+from ram.tiny import save_tiny_model
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp('safety')
+    src = save_tiny_model(d / 'src')
+    plan = plan_budgets(profile(src, progress=False), ['4.5bpw'])[0]
+    plan.save(d / 'plan.json')
+    return src, d / 'plan.json'
+
+
+def _files(folder) -> dict:
+    "Every file under `folder` with its bytes: what a refused run must leave as it was."
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+
+def _one_error_line(capsys, cmd: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f'ram {cmd}: error: ') and '\n' not in err, err
+    return err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    "A refusal must come before any work: loading the model fails the test."
+    def fail(*a, **k): raise AssertionError('the model was loaded before the output was checked')
+    monkeypatch.setattr(quantizer, 'load_condition', fail)
+
+
+# --- 1. --overwrite replaces only a model folder ----------------------------------------------------------------------
+
+def test_overwrite_never_replaces_the_working_folder_or_a_folder_above_it(tmp_path, tiny, monkeypatch, capsys, no_work):
+    src, plan = tiny
+    work = tmp_path / 'project'
+    work.mkdir()
+    (work / 'thesis.tex').write_text('\\documentclass{article}\n')
+    before, around = _files(work), _files(tmp_path)
+    monkeypatch.chdir(work)
+    for out in ('.', str(work), '..', str(tmp_path), 'sub/..'):
+        assert main(['quantize', str(src), str(plan), '-o', out, '--overwrite']) == 1
+        err = _one_error_line(capsys, 'quantize')
+        assert 'working directory' in err and 'choose another output folder' in err, err
+    assert _files(work) == before and _files(tmp_path) == around
+    # the working directory is refused even when it is a model folder
+    monkeypatch.chdir(src)
+    assert main(['quantize', str(src), str(plan), '-o', '.', '--overwrite']) == 1
+    assert 'is the current working directory' in _one_error_line(capsys, 'quantize')
+
+
+def test_overwrite_refuses_a_file_the_source_and_a_folder_that_is_no_model(tmp_path, tiny, capsys, no_work):
+    src, plan = tiny
+    (tmp_path / 'afile').write_text('keep me')
+    (tmp_path / 'notes').mkdir()
+    (tmp_path / 'notes' / 'todo.txt').write_text('keep me too')
+    (tmp_path / 'half').mkdir()
+    (tmp_path / 'half' / 'config.json').write_text('{}')  # a config without weights is no model folder
+    (tmp_path / 'link').symlink_to(src, target_is_directory=True)  # replacing a link would replace what it points at
+    before, src_before = _files(tmp_path), _files(src)
+    cases = {'afile': 'is a file', 'notes': 'is not a model folder', 'half': 'is not a model folder',
+             'link': 'is a symbolic link'}
+    for name, why in cases.items():
+        for flag in (['--overwrite'], []):
+            assert main(['quantize', str(src), str(plan), '-o', str(tmp_path / name), *flag]) == 1
+            err = _one_error_line(capsys, 'quantize')
+            assert why in err and '--overwrite replaces only a model folder' in err, err
+    for out in (src, src.parent):
+        assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1
+        assert 'source model folder' in _one_error_line(capsys, 'quantize')
+    assert _files(tmp_path) == before and _files(src) == src_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['afile', 'half', 'link', 'notes']  # no temporary siblings
+
+
+def test_every_writer_uses_the_same_check(tmp_path, tiny):
+    src, _ = tiny
+    (tmp_path / 'notes').mkdir()
+    (tmp_path / 'notes' / 'todo.txt').write_text('keep me')
+    with pytest.raises(FileExistsError, match='notes is not a model folder'):
+        with core.atomic_folder(tmp_path / 'notes', overwrite=True): pass
+    m, tok, cfg = models.load(src, return_config=True)
+    with pytest.raises(FileExistsError, match='is the source model folder'):
+        quantizer.save_model_folder(src, m, tok, cfg, src=src, overwrite=True)
+    with pytest.raises(FileExistsError, match='notes is not a model folder'):
+        quantizer.save_model_folder(tmp_path / 'notes', m, tok, cfg, src=src, overwrite=True)
+    assert (tmp_path / 'notes' / 'todo.txt').read_text() == 'keep me'
+
+
+def test_overwrite_still_replaces_a_model_folder(tmp_path, tiny, capsys):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
+    first = _files(out)
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1
+    assert 'q exists; pass overwrite=True (CLI: --overwrite)' in _one_error_line(capsys, 'quantize')
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
+    assert _files(out) == first and sorted(p.name for p in tmp_path.iterdir()) == ['q']
