@@ -200,12 +200,13 @@ class Condition:
 
 
 def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = None, force: bool = False,
-                   keep_sources: bool = False) -> Condition:
+                   keep_sources: bool = False, trust_remote_code: bool = False) -> Condition:
     """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
     names exactly its quantizable tensors with their shapes' bytes, and it was made for these weights (same hash) unless
     `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is
-    read)."""
-    m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True)
+    read). `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
+    m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True,
+                             trust_remote_code=trust_remote_code)
     mhash = model_hash(path)
     if plan is None:
         size = safetensors_payload(path) if is_quantized(m) else None
@@ -246,14 +247,15 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
 
 
 def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | None = None, force: bool = False,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, trust_remote_code: bool = False) -> dict:
     """Load `model` lazily, apply `plan` (`load_condition`), save to `out` atomically, one output shard (no bigger than
     the largest input shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the
     plan was profiled for; a model whose hash differs from the plan's is refused unless `force`. `out` is checked
     first (`check_output_folder`): an existing folder is replaced only with `overwrite`, and only a model folder."""
     out = Path(out).expanduser()
     check_output_folder(out, overwrite, keep=[model])  # before any work; save_model_folder checks again
-    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True)
+    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True,
+                       trust_remote_code=trust_remote_code)
     check_disk(out, c.bytes + (1 << 20))  # weights plus headers, config and tokenizer
     # save_weights empties `c.sources` as it goes, so each source weight is released once checked
     save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,

@@ -1,4 +1,8 @@
-"Safety: --overwrite replaces only a model folder (issue 14)."
+"Safety: --overwrite replaces only a model folder, and a model folder's code never runs (issue 14)."
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +109,54 @@ def test_overwrite_still_replaces_a_model_folder(tmp_path, tiny, capsys):
     assert 'q exists; pass overwrite=True (CLI: --overwrite)' in _one_error_line(capsys, 'quantize')
     assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
     assert _files(out) == first and sorted(p.name for p in tmp_path.iterdir()) == ['q']
+
+
+# --- 2. a model folder's code never runs ------------------------------------------------------------------------------
+
+def _booby_trapped(folder: Path, marker: Path) -> Path:
+    "A tiny model whose tokenizer config points transformers at a Python file of the folder that writes `marker`."
+    save_tiny_model(folder)
+    cfg = json.loads((folder / 'tokenizer_config.json').read_text())
+    cfg.update(tokenizer_class='TrapTokenizer', auto_map={'AutoTokenizer': ['trap.TrapTokenizer', None]})
+    (folder / 'tokenizer_config.json').write_text(json.dumps(cfg))
+    (folder / 'trap.py').write_text(f'open({str(marker)!r}, "w").write("ran")\nclass TrapTokenizer: pass\n')
+    return folder
+
+
+def test_a_model_folder_never_runs_its_code(tmp_path):
+    marker = tmp_path / 'RAN'
+    trap = _booby_trapped(tmp_path / 'trap', marker)
+    # the ram command, with a user at the keyboard who would answer yes to transformers' prompt
+    code = 'import sys; from ram.cli import main; sys.exit(main(sys.argv[1:]))'
+    # HF_MODULES_CACHE: where transformers would copy the folder's code before running it
+    env = {**os.environ, 'RAM_BLAS_CHECKED': '1', 'HF_MODULES_CACHE': str(tmp_path / 'hf-modules'),
+           'PYTHONPATH': os.pathsep.join([str(Path(core.__file__).parents[1]), os.environ.get('PYTHONPATH', '')])}
+    p = subprocess.run([sys.executable, '-c', code, 'profile', str(trap), '-o', str(tmp_path / 'p.json')],
+                       input='y\ny\ny\n', capture_output=True, text=True, env=env, timeout=300)
+    assert not marker.exists(), 'the folder ran its code'
+    assert 'Do you wish to run the custom code' not in p.stdout + p.stderr
+    assert p.returncode == 1, p.stderr
+    err = p.stderr.strip().splitlines()[-1]
+    assert err.startswith('ram profile: error: ') and '--trust-remote-code' in err, p.stderr
+    assert not (tmp_path / 'p.json').exists()
+
+
+def test_no_prompt_and_trust_is_threaded_to_the_loader(tmp_path, tiny, monkeypatch):
+    src, plan = tiny
+    marker = tmp_path / 'RAN'
+    trap = _booby_trapped(tmp_path / 'trap', marker)
+
+    def no_input(*a): raise AssertionError('prompted on stdin')
+    monkeypatch.setattr('builtins.input', no_input)
+    with pytest.raises(ValueError, match='trust_remote_code=True .*CLI: --trust-remote-code'): models.load(trap)
+    assert not marker.exists()
+    seen, real = [], models.mlx_lm.load
+
+    def spy(path, **kw):
+        seen.append((kw.get('trust_remote_code'), (kw.get('tokenizer_config') or {}).get('trust_remote_code')))
+        return real(path, **kw)
+    monkeypatch.setattr(models.mlx_lm, 'load', spy)
+    prof = tmp_path / 'p.json'
+    assert main(['profile', str(src), '-o', str(prof)]) == 0
+    assert main(['quantize', str(src), str(plan), '-o', str(tmp_path / 'q'), '--trust-remote-code']) == 0
+    assert seen == [(False, False), (True, True)]
