@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .allocator import plan_budgets
 from .blas import ensure_fast_blas
-from .core import GB, Plan, Profile, dumps, write_atomic
+from .core import GB, Plan, Profile, dumps, safe_path_component, write_atomic
 from .evaluate import downstream, perplexity
 from .profiler import cached_profile, profile_to
 from .quantizer import load_condition, quantize_to_folder
@@ -299,7 +299,7 @@ def cmd_ppl(args):
         f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
     )
     print(_stats_table({label: r}, sizes={label: size}))
-    js, cs = r.save(Path(args.out or f'runs/ppl/{label}-{proto.name}'))
+    js, cs = r.save(Path(args.out or f'runs/ppl/{safe_path_component(label)}-{proto.name}'))
     print(f'  written: {js}, {cs}')
     return r
 
@@ -317,7 +317,8 @@ def cmd_eval(args):
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
     for r in res['table']:
         print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
-    out = Path(args.out or f"runs/eval/{label}{'-limit' + str(args.limit) if args.limit else ''}.json")
+    suffix = f'-limit{args.limit}' if args.limit else ''
+    out = Path(args.out or f'runs/eval/{safe_path_component(label)}{suffix}.json')
     write_atomic(out, dumps(res))
     print(f'  written: {out}')
     return res

@@ -29,9 +29,9 @@ import ram
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'PROFILE_SCHEMA',
            'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes',
            'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit',
-           'provenance', 'dumps', 'is_model_folder', 'check_output_folder', 'write_atomic', 'atomic_folder', 'Profile',
-           'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards',
-           'check_disk']
+           'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder', 'write_atomic',
+           'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names',
+           'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -260,6 +260,19 @@ def dumps(obj) -> str:
     return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + '\n'
 
 # %% ../nbs/00_core.ipynb #2d2e8023
+_UNSAFE_IN_NAME = re.compile(r'[/\\\x00-\x1f\x7f\ud800-\udfff]')  # separators, control characters, lone surrogates
+
+
+def safe_path_component(name, max_bytes: int = 100) -> str:
+    """`name` (anything read from a file: a plan's method, a label) as one path component that stays inside its folder:
+    separators and control characters split it into parts joined by `-` (parts `.` and `..` dropped), a run of dots
+    becomes one dot, no leading dot or dash, at most `max_bytes` bytes of UTF-8, never empty (`_`). Ordinary names
+    such as `RAM-4.5bpw` are kept as they are."""
+    parts = [p for p in _UNSAFE_IN_NAME.split(str(name)) if p not in ('', '.', '..')]
+    s = re.sub(r'\.{2,}', '.', '-'.join(parts)).lstrip('.-')
+    return s.encode()[:max_bytes].decode('utf-8', 'ignore') or '_'
+
+
 def is_model_folder(path) -> bool:
     "Whether `path` is a folder holding a model as RAM and mlx-lm write one: a config.json and *.safetensors weights."
     p = Path(path)

@@ -1,6 +1,8 @@
-"Safety: --overwrite replaces only a model folder, and a model folder's code never runs (issue 14)."
+"""Safety: --overwrite replaces only a model folder, a model folder's code never runs, and a name read from a file never
+takes an output out of its folder (issue 14)."""
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +162,42 @@ def test_no_prompt_and_trust_is_threaded_to_the_loader(tmp_path, tiny, monkeypat
     assert main(['profile', str(src), '-o', str(prof)]) == 0
     assert main(['quantize', str(src), str(plan), '-o', str(tmp_path / 'q'), '--trust-remote-code']) == 0
     assert seen == [(False, False), (True, True)]
+
+
+# --- 3. names from files become one safe path component ---------------------------------------------------------------
+
+def test_safe_path_component():
+    f = core.safe_path_component
+    for ok in ('RAM-4.5bpw', 'mlx-lmdynamic-4.5bpw', 'uniform4b-g64-4.5bpw', 'SmolLM2-135M-Instruct', 'model_v1.2'):
+        assert f(ok) == ok  # ordinary names are kept as they are
+    for bad, want in [('../../../pwn/x', 'pwn-x'), ('..', '_'), ('.', '_'), ('', '_'), ('.hidden', 'hidden'),
+                      ('a/b\\c', 'a-b-c'), ('a\x00b\nc', 'a-b-c'), ('x..y', 'x.y'), (None, 'None'), (3, '3')]:
+        assert f(bad) == want, (bad, f(bad))
+    assert len(f('x' * 1000).encode()) <= 100 and len(f('é' * 1000).encode()) <= 100
+    rng = random.Random(14)
+    alphabet = ['.', '..', '/', '\\', '\x00', '\n', ' ', '-', 'a', 'é', '\ud800', '~', '$', ':']
+    root = Path('/nonexistent/root')
+    for _ in range(500):
+        name = ''.join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        s = f(name)
+        assert s and s not in ('.', '..') and not s.startswith('.') and '..' not in s, (name, s)
+        assert '/' not in s and '\\' not in s and '\x00' not in s and len(s.encode()) <= 100, (name, s)
+        assert Path(s).name == s and os.path.normpath(root / s) == str(root / s), (name, s)
+
+
+def test_default_outputs_stay_under_runs(tmp_path, tiny, monkeypatch, capsys):
+    src, plan = tiny
+    d = json.loads(plan.read_text())
+    d['method'] = '../../../pwn/x'
+    evil = tmp_path / 'evil.json'
+    evil.write_text(json.dumps(d))
+    work = tmp_path / 'w'
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(['ppl', str(src), '--plan', str(evil), '--n', '2', '--length', '32']) == 0
+    import ram.cli
+    monkeypatch.setattr(ram.cli, 'downstream', lambda *a, **k: {'table': [], 'provenance': {}, 'seconds': 0.0})
+    assert main(['eval', str(src), '--plan', str(evil), '--limit', '1']) == 0
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
+    assert written == ['evil.json', 'w/runs/eval/pwn-x-4.5bpw-limit1.json', 'w/runs/ppl/pwn-x-4.5bpw-custom.csv',
+                       'w/runs/ppl/pwn-x-4.5bpw-custom.json'], written
