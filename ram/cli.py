@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .allocator import plan_budgets
 from .blas import ensure_fast_blas
-from .core import GB, Plan, Profile, dumps, write_atomic
+from .core import GB, Plan, Profile, dumps, safe_path_component, write_atomic
 from .evaluate import downstream, perplexity
 from .profiler import cached_profile, profile_to
 from .quantizer import load_condition, quantize_to_folder
@@ -25,6 +25,10 @@ from .scoring import get_protocol
 __all__ = ['main', 'run', 'cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_quantize', 'cmd_ppl', 'cmd_eval']
 
 # %% ../nbs/09_cli.ipynb #51886e28
+_TRUST_HELP = ("Let MODEL's own Python code (a tokenizer or config auto_map, a config model_file) run while loading; "
+               'off by default, as in mlx-lm. Only for folders you trust.')
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ram', description='RAM: budget-aware mixed-precision quantization for MLX.')
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND')
@@ -93,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         '--veto-db', type=float, default=9.0, help='Configs below this SQNR are never offered (default: 9).'
     )
     pp.add_argument('--seed', type=int, default=0, help='Seed of the alpha noise (default: 0).')
+    pp.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
     pa = sub.add_parser(
         'allocate',
         help='Choose a config per tensor for each budget: the plans.',
@@ -123,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
         action='store_true',
         help="Apply the plan even if MODEL's weights hash differently from the profiled model's.",
     )
+    pq.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
     for name, hlp, desc in [('ppl', 'WikiText-2 perplexity with robust per-window statistics.',
                              'Score MODEL (or MODEL with --plan applied in memory) on WikiText-2 windows: corpus PPL, '
                              'mean, median, '
@@ -142,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
             help="Apply the plan even if MODEL hashes differently from the profiled model.",
         )
         e.add_argument('-o', '--out', help='Output path stem (default: under runs/).')
+        e.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
         if name == 'ppl':
             e.add_argument(
                 '--protocol',
@@ -203,10 +210,11 @@ def cmd_profile(args):
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
     stats = {}
+    trust = args.trust_remote_code
     if args.out:  # resumes from the checkpoint a stopped run left beside OUT
         path = Path(args.out)
-        prof = profile_to(path, args.model, stats=stats, **settings)
-    else: prof, path = cached_profile(args.model, stats=stats, **settings)
+        prof = profile_to(path, args.model, stats=stats, trust_remote_code=trust, **settings)
+    else: prof, path = cached_profile(args.model, stats=stats, trust_remote_code=trust, **settings)
     t = prof.table
     print(
         f'profile: {t.tensor.nunique()} tensors, {len(t)} (tensor, config) rows, {int(t.vetoed.sum())} vetoed '
@@ -255,7 +263,8 @@ def cmd_allocate(args):
 def cmd_quantize(args):
     plan = Plan.load(args.plan)
     print(plan.summary())
-    return quantize_to_folder(args.model, plan, args.out, overwrite=args.overwrite, dtype=args.dtype, force=args.force)
+    return quantize_to_folder(args.model, plan, args.out, overwrite=args.overwrite, dtype=args.dtype, force=args.force,
+                              trust_remote_code=args.trust_remote_code)
 
 # %% ../nbs/09_cli.ipynb #4e8a94a8
 def _stats_table(results: dict, sizes: dict | None = None) -> str:
@@ -278,7 +287,7 @@ def _stats_table(results: dict, sizes: dict | None = None) -> str:
 
 def cmd_ppl(args):
     proto = get_protocol(args.protocol, args.n, args.length, args.seed)
-    c = load_condition(args.model, args.plan, force=args.force)
+    c = load_condition(args.model, args.plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     r = perplexity(
         m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash
@@ -290,13 +299,13 @@ def cmd_ppl(args):
         f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
     )
     print(_stats_table({label: r}, sizes={label: size}))
-    js, cs = r.save(Path(args.out or f'runs/ppl/{label}-{proto.name}'))
+    js, cs = r.save(Path(args.out or f'runs/ppl/{safe_path_component(label)}-{proto.name}'))
     print(f'  written: {js}, {cs}')
     return r
 
 
 def cmd_eval(args):
-    c = load_condition(args.model, args.plan, force=args.force)
+    c = load_condition(args.model, args.plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash)
     if size: res['provenance']['weights_bytes'] = size
@@ -308,7 +317,8 @@ def cmd_eval(args):
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
     for r in res['table']:
         print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
-    out = Path(args.out or f"runs/eval/{label}{'-limit' + str(args.limit) if args.limit else ''}.json")
+    suffix = f'-limit{args.limit}' if args.limit else ''
+    out = Path(args.out or f'runs/eval/{safe_path_component(label)}{suffix}.json')
     write_atomic(out, dumps(res))
     print(f'  written: {out}')
     return res

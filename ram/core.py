@@ -29,8 +29,9 @@ import ram
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'PROFILE_SCHEMA',
            'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes',
            'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit',
-           'provenance', 'dumps', 'write_atomic', 'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash',
-           'cache_dir', 'natural_key', 'shard_names', 'group_shards', 'check_disk']
+           'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder', 'write_atomic',
+           'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names',
+           'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -258,6 +259,52 @@ def dumps(obj) -> str:
     "Canonical JSON (sorted keys, fixed indentation, trailing newline): identical objects give identical bytes."
     return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + '\n'
 
+# %% ../nbs/00_core.ipynb #2d2e8023
+_UNSAFE_IN_NAME = re.compile(r'[/\\\x00-\x1f\x7f\ud800-\udfff]')  # separators, control characters, lone surrogates
+
+
+def safe_path_component(name, max_bytes: int = 100) -> str:
+    """`name` (anything read from a file: a plan's method, a label) as one path component that stays inside its folder:
+    separators and control characters split it into parts joined by `-` (parts `.` and `..` dropped), a run of dots
+    becomes one dot, no leading dot or dash, at most `max_bytes` bytes of UTF-8, never empty (`_`). Ordinary names
+    such as `RAM-4.5bpw` are kept as they are."""
+    parts = [p for p in _UNSAFE_IN_NAME.split(str(name)) if p not in ('', '.', '..')]
+    s = re.sub(r'\.{2,}', '.', '-'.join(parts)).lstrip('.-')
+    return s.encode()[:max_bytes].decode('utf-8', 'ignore') or '_'
+
+
+def is_model_folder(path) -> bool:
+    "Whether `path` is a folder holding a model as RAM and mlx-lm write one: a config.json and *.safetensors weights."
+    p = Path(path)
+    return p.is_dir() and (p / 'config.json').is_file() and any(p.glob('*.safetensors'))
+
+
+_REPLACEABLE = ('--overwrite replaces only a model folder (config.json and *.safetensors, as RAM and mlx-lm write one) '
+                'that is not the working directory, a folder above it or the source model')
+
+
+def check_output_folder(out, overwrite: bool = False, keep: Sequence = ()) -> Path:
+    """Check, before any work, that a model folder may be written at `out`; return it resolved. A new name is fine. An
+    existing one only with `overwrite`, and only when it is a model folder (`is_model_folder`) that is not a link, the
+    working directory or a folder above it, one of the folders in `keep` (the source model) or a folder above one of
+    them. Anything else raises `FileExistsError` saying why and what is valid; nothing is touched."""
+    given = Path(out).expanduser()
+    real, here = given.resolve(), Path.cwd().resolve()
+    if not given.is_symlink() and not real.exists(): return real
+    kept = [Path(str(k)).expanduser().resolve() for k in keep]
+    why = ('is a symbolic link' if given.is_symlink()
+           else 'is a file' if not real.is_dir()
+           else 'is the current working directory' if real == here
+           else 'is a folder above the current working directory' if real in here.parents
+           else 'is the source model folder' if real in kept
+           else 'holds the source model folder' if any(real in k.parents for k in kept)
+           else None if is_model_folder(real)
+           else 'is not a model folder (no config.json and *.safetensors)')
+    if why: raise FileExistsError(f'{given} {why}; {_REPLACEABLE}; choose another output folder')
+    if not overwrite:
+        raise FileExistsError(f'{given} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
+    return real
+
 # %% ../nbs/00_core.ipynb #cb0ca374
 PROFILE_SCHEMA = 'ram.profile/1'
 PLAN_SCHEMA = 'ram.plan/1'
@@ -282,12 +329,11 @@ def _pid_alive(pid) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_folder(out, overwrite: bool = False):
+def atomic_folder(out, overwrite: bool = False, keep: Sequence = ()):
     """Yield a temporary sibling of `out` to fill; when the block succeeds it becomes `out` by a rename, when it
-    fails (or the process dies) `out` is untouched and nothing that looks complete is left under its name."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
+    fails (or the process dies) `out` is untouched and nothing that looks complete is left under its name. An existing
+    `out` is replaced only as `check_output_folder` allows (`keep`: the folders it must not replace)."""
+    out = check_output_folder(out, overwrite, keep)
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f'.{out.name}.tmp-*'):  # left by a killed run: remove it if that process is gone
         if not _pid_alive(stale.name.rsplit('-', 1)[-1]): shutil.rmtree(stale, ignore_errors=True)

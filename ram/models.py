@@ -190,10 +190,20 @@ def check_model_folder(path) -> Path:
     return path
 
 
-def load(model='reference', lazy: bool = False, return_config: bool = False, return_path: bool = False):
-    "Load `model` with `mlx_lm.load` after `check_model_folder`: returns (model, tokenizer[, config][, local path])."
+def load(model='reference', lazy: bool = False, return_config: bool = False, return_path: bool = False,
+         trust_remote_code: bool = False):
+    """Load `model` with `mlx_lm.load` after `check_model_folder`: returns (model, tokenizer[, config][, local path]).
+    Python code shipped in the folder (a tokenizer or config `auto_map`, a config `model_file`) runs only with
+    `trust_remote_code`; transformers and mlx-lm are told so explicitly, so they never ask on stdin either."""
     src = check_model_folder(local_path(model))
-    try: m, tok, cfg = mlx_lm.load(str(src), lazy=lazy, return_config=True)
+    trust = bool(trust_remote_code)
+    try:
+        m, tok, cfg = mlx_lm.load(str(src), lazy=lazy, return_config=True, trust_remote_code=trust,
+                                  tokenizer_config={'trust_remote_code': trust})
     except (ValueError, RuntimeError, KeyError) as e:
+        if not trust and 'trust_remote_code' in str(e):
+            raise ValueError(f'{src} needs to run Python code of its own to load (an auto_map or model_file entry); '
+                             'RAM runs no code from a model folder unless told to: pass trust_remote_code=True (CLI: '
+                             '--trust-remote-code) only if you trust this folder') from e
         raise ValueError(f'mlx-lm cannot load {src}: {type(e).__name__}: {e}') from e
     return (m, tok) + ((cfg,) if return_config else ()) + ((src,) if return_path else ())

@@ -195,16 +195,17 @@ def _read_partial(path, key: dict) -> dict:
 def profile(model='reference', modes: Sequence[str] = ('weight',), extended: bool = False, dtype: str = 'bfloat16',
             priors: Mapping[str, float] | None = None, alpha: bool = False, calib_n: int = 4, calib_length: int = 512,
             veto_db: float = 9.0, seed: int = 0, progress: bool = True, stats: dict | None = None,
-            resume=None, checkpoint_seconds: float = 30.0) -> Profile:
+            resume=None, checkpoint_seconds: float = 30.0, trust_remote_code: bool = False) -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
     every `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in
-    it."""
+    it. `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes:
         raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
-    m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True)
+    m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True,
+                             trust_remote_code=trust_remote_code)
     require_unquantized(m, str(model))
     ts = quantizable_tensors(m)
     n_layers = 1 + max((t.layer for t in ts if t.layer is not None), default=0)
@@ -312,15 +313,15 @@ def profile_to(
     progress: bool = True,
     stats: dict | None = None,
     checkpoint_seconds: float = 30.0,
+    trust_remote_code: bool = False,
     **settings,
 ) -> Profile:
     "Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run left there."
     path = Path(path)
     part = partial_path(path)
     check_disk(path, 1 << 20, 'the profile')
-    prof = profile(
-        model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds, **settings
-    )
+    prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds,
+                   trust_remote_code=trust_remote_code, **settings)
     check_disk(
         path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile'
     )  # about 300 bytes of JSON a row, written beside itself
@@ -330,11 +331,13 @@ def profile_to(
 
 
 def cached_profile(model='reference', cache_root=None, progress: bool = True, stats: dict | None = None,
-                   checkpoint_seconds: float = 30.0, **settings) -> tuple[Profile, Path]:
+                   checkpoint_seconds: float = 30.0, trust_remote_code: bool = False,
+                   **settings) -> tuple[Profile, Path]:
     """The saved profile of `model` under `settings` if there is one, else measure and save it (`stats` gets the timing
     then). Returns it and its path."""
     path = profile_path(model, cache_root, **settings)
     if path.exists():
         if progress: print(f'ram: reusing profile {path}')
         return Profile.load(path), path
-    return profile_to(path, model, progress, stats, checkpoint_seconds, **settings), path
+    prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code, **settings)
+    return prof, path

@@ -25,6 +25,7 @@ from ram.core import (
     QuantConfig,
     atomic_folder,
     check_disk,
+    check_output_folder,
     dumps,
     feasible,
     group_shards,
@@ -149,9 +150,9 @@ def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overw
                       donate: bool = False,
                       checks: dict[str, mx.array] | None = None) -> Path:
     """Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`,
-    then rename it into place."""
+    then rename it into place; an existing `out` only as `check_output_folder` allows (never the source `src`)."""
     out, src = Path(out).expanduser().resolve(), Path(src)
-    with atomic_folder(out, overwrite) as tmp:
+    with atomic_folder(out, overwrite, keep=[src]) as tmp:
         save_weights(tmp, model, shard_bytes, donate, checks)
         save_config(dict(config), config_path=tmp / 'config.json')
         tokenizer.save_pretrained(tmp)
@@ -199,12 +200,13 @@ class Condition:
 
 
 def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = None, force: bool = False,
-                   keep_sources: bool = False) -> Condition:
+                   keep_sources: bool = False, trust_remote_code: bool = False) -> Condition:
     """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
     names exactly its quantizable tensors with their shapes' bytes, and it was made for these weights (same hash) unless
     `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is
-    read)."""
-    m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True)
+    read). `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
+    m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True,
+                             trust_remote_code=trust_remote_code)
     mhash = model_hash(path)
     if plan is None:
         size = safetensors_payload(path) if is_quantized(m) else None
@@ -245,14 +247,15 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
 
 
 def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | None = None, force: bool = False,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, trust_remote_code: bool = False) -> dict:
     """Load `model` lazily, apply `plan` (`load_condition`), save to `out` atomically, one output shard (no bigger than
     the largest input shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the
-    plan was profiled for; a model whose hash differs from the plan's is refused unless `force`."""
-    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True)
+    plan was profiled for; a model whose hash differs from the plan's is refused unless `force`. `out` is checked
+    first (`check_output_folder`): an existing folder is replaced only with `overwrite`, and only a model folder."""
     out = Path(out).expanduser()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f'{out} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
+    check_output_folder(out, overwrite, keep=[model])  # before any work; save_model_folder checks again
+    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True,
+                       trust_remote_code=trust_remote_code)
     check_disk(out, c.bytes + (1 << 20))  # weights plus headers, config and tokenizer
     # save_weights empties `c.sources` as it goes, so each source weight is released once checked
     save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,

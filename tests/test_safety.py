@@ -1,0 +1,203 @@
+"""Safety: --overwrite replaces only a model folder, a model folder's code never runs, and a name read from a file never
+takes an output out of its folder (issue 14)."""
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ram.core as core
+import ram.models as models
+import ram.quantizer as quantizer
+from ram.allocator import plan_budgets
+from ram.cli import main
+from ram.profiler import profile
+from ram.tiny import save_tiny_model
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp('safety')
+    src = save_tiny_model(d / 'src')
+    plan = plan_budgets(profile(src, progress=False), ['4.5bpw'])[0]
+    plan.save(d / 'plan.json')
+    return src, d / 'plan.json'
+
+
+def _files(folder) -> dict:
+    "Every file under `folder` with its bytes: what a refused run must leave as it was."
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+
+def _one_error_line(capsys, cmd: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f'ram {cmd}: error: ') and '\n' not in err, err
+    return err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    "A refusal must come before any work: loading the model fails the test."
+    def fail(*a, **k): raise AssertionError('the model was loaded before the output was checked')
+    monkeypatch.setattr(quantizer, 'load_condition', fail)
+
+
+# --- 1. --overwrite replaces only a model folder ----------------------------------------------------------------------
+
+def test_overwrite_never_replaces_the_working_folder_or_a_folder_above_it(tmp_path, tiny, monkeypatch, capsys, no_work):
+    src, plan = tiny
+    work = tmp_path / 'project'
+    work.mkdir()
+    (work / 'thesis.tex').write_text('\\documentclass{article}\n')
+    before, around = _files(work), _files(tmp_path)
+    monkeypatch.chdir(work)
+    for out in ('.', str(work), '..', str(tmp_path), 'sub/..'):
+        assert main(['quantize', str(src), str(plan), '-o', out, '--overwrite']) == 1
+        err = _one_error_line(capsys, 'quantize')
+        assert 'working directory' in err and 'choose another output folder' in err, err
+    assert _files(work) == before and _files(tmp_path) == around
+    # the working directory is refused even when it is a model folder
+    monkeypatch.chdir(src)
+    assert main(['quantize', str(src), str(plan), '-o', '.', '--overwrite']) == 1
+    assert 'is the current working directory' in _one_error_line(capsys, 'quantize')
+
+
+def test_overwrite_refuses_a_file_the_source_and_a_folder_that_is_no_model(tmp_path, tiny, capsys, no_work):
+    src, plan = tiny
+    (tmp_path / 'afile').write_text('keep me')
+    (tmp_path / 'notes').mkdir()
+    (tmp_path / 'notes' / 'todo.txt').write_text('keep me too')
+    (tmp_path / 'half').mkdir()
+    (tmp_path / 'half' / 'config.json').write_text('{}')  # a config without weights is no model folder
+    (tmp_path / 'link').symlink_to(src, target_is_directory=True)  # replacing a link would replace what it points at
+    before, src_before = _files(tmp_path), _files(src)
+    cases = {'afile': 'is a file', 'notes': 'is not a model folder', 'half': 'is not a model folder',
+             'link': 'is a symbolic link'}
+    for name, why in cases.items():
+        for flag in (['--overwrite'], []):
+            assert main(['quantize', str(src), str(plan), '-o', str(tmp_path / name), *flag]) == 1
+            err = _one_error_line(capsys, 'quantize')
+            assert why in err and '--overwrite replaces only a model folder' in err, err
+    for out in (src, src.parent):
+        assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1
+        assert 'source model folder' in _one_error_line(capsys, 'quantize')
+    assert _files(tmp_path) == before and _files(src) == src_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['afile', 'half', 'link', 'notes']  # no temporary siblings
+
+
+def test_every_writer_uses_the_same_check(tmp_path, tiny):
+    src, _ = tiny
+    (tmp_path / 'notes').mkdir()
+    (tmp_path / 'notes' / 'todo.txt').write_text('keep me')
+    with pytest.raises(FileExistsError, match='notes is not a model folder'):
+        with core.atomic_folder(tmp_path / 'notes', overwrite=True): pass
+    m, tok, cfg = models.load(src, return_config=True)
+    with pytest.raises(FileExistsError, match='is the source model folder'):
+        quantizer.save_model_folder(src, m, tok, cfg, src=src, overwrite=True)
+    with pytest.raises(FileExistsError, match='notes is not a model folder'):
+        quantizer.save_model_folder(tmp_path / 'notes', m, tok, cfg, src=src, overwrite=True)
+    assert (tmp_path / 'notes' / 'todo.txt').read_text() == 'keep me'
+
+
+def test_overwrite_still_replaces_a_model_folder(tmp_path, tiny, capsys):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
+    first = _files(out)
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1
+    assert 'q exists; pass overwrite=True (CLI: --overwrite)' in _one_error_line(capsys, 'quantize')
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
+    assert _files(out) == first and sorted(p.name for p in tmp_path.iterdir()) == ['q']
+
+
+# --- 2. a model folder's code never runs ------------------------------------------------------------------------------
+
+def _booby_trapped(folder: Path, marker: Path) -> Path:
+    "A tiny model whose tokenizer config points transformers at a Python file of the folder that writes `marker`."
+    save_tiny_model(folder)
+    cfg = json.loads((folder / 'tokenizer_config.json').read_text())
+    cfg.update(tokenizer_class='TrapTokenizer', auto_map={'AutoTokenizer': ['trap.TrapTokenizer', None]})
+    (folder / 'tokenizer_config.json').write_text(json.dumps(cfg))
+    (folder / 'trap.py').write_text(f'open({str(marker)!r}, "w").write("ran")\nclass TrapTokenizer: pass\n')
+    return folder
+
+
+def test_a_model_folder_never_runs_its_code(tmp_path):
+    marker = tmp_path / 'RAN'
+    trap = _booby_trapped(tmp_path / 'trap', marker)
+    # the ram command, with a user at the keyboard who would answer yes to transformers' prompt
+    code = 'import sys; from ram.cli import main; sys.exit(main(sys.argv[1:]))'
+    # HF_MODULES_CACHE: where transformers would copy the folder's code before running it
+    env = {**os.environ, 'RAM_BLAS_CHECKED': '1', 'HF_MODULES_CACHE': str(tmp_path / 'hf-modules'),
+           'PYTHONPATH': os.pathsep.join([str(Path(core.__file__).parents[1]), os.environ.get('PYTHONPATH', '')])}
+    p = subprocess.run([sys.executable, '-c', code, 'profile', str(trap), '-o', str(tmp_path / 'p.json')],
+                       input='y\ny\ny\n', capture_output=True, text=True, env=env, timeout=300)
+    assert not marker.exists(), 'the folder ran its code'
+    assert 'Do you wish to run the custom code' not in p.stdout + p.stderr
+    assert p.returncode == 1, p.stderr
+    err = p.stderr.strip().splitlines()[-1]
+    assert err.startswith('ram profile: error: ') and '--trust-remote-code' in err, p.stderr
+    assert not (tmp_path / 'p.json').exists()
+
+
+def test_no_prompt_and_trust_is_threaded_to_the_loader(tmp_path, tiny, monkeypatch):
+    src, plan = tiny
+    marker = tmp_path / 'RAN'
+    trap = _booby_trapped(tmp_path / 'trap', marker)
+
+    def no_input(*a): raise AssertionError('prompted on stdin')
+    monkeypatch.setattr('builtins.input', no_input)
+    with pytest.raises(ValueError, match='trust_remote_code=True .*CLI: --trust-remote-code'): models.load(trap)
+    assert not marker.exists()
+    seen, real = [], models.mlx_lm.load
+
+    def spy(path, **kw):
+        seen.append((kw.get('trust_remote_code'), (kw.get('tokenizer_config') or {}).get('trust_remote_code')))
+        return real(path, **kw)
+    monkeypatch.setattr(models.mlx_lm, 'load', spy)
+    prof = tmp_path / 'p.json'
+    assert main(['profile', str(src), '-o', str(prof)]) == 0
+    assert main(['quantize', str(src), str(plan), '-o', str(tmp_path / 'q'), '--trust-remote-code']) == 0
+    assert seen == [(False, False), (True, True)]
+
+
+# --- 3. names from files become one safe path component ---------------------------------------------------------------
+
+def test_safe_path_component():
+    f = core.safe_path_component
+    for ok in ('RAM-4.5bpw', 'mlx-lmdynamic-4.5bpw', 'uniform4b-g64-4.5bpw', 'SmolLM2-135M-Instruct', 'model_v1.2'):
+        assert f(ok) == ok  # ordinary names are kept as they are
+    for bad, want in [('../../../pwn/x', 'pwn-x'), ('..', '_'), ('.', '_'), ('', '_'), ('.hidden', 'hidden'),
+                      ('a/b\\c', 'a-b-c'), ('a\x00b\nc', 'a-b-c'), ('x..y', 'x.y'), (None, 'None'), (3, '3')]:
+        assert f(bad) == want, (bad, f(bad))
+    assert len(f('x' * 1000).encode()) <= 100 and len(f('é' * 1000).encode()) <= 100
+    rng = random.Random(14)
+    alphabet = ['.', '..', '/', '\\', '\x00', '\n', ' ', '-', 'a', 'é', '\ud800', '~', '$', ':']
+    root = Path('/nonexistent/root')
+    for _ in range(500):
+        name = ''.join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        s = f(name)
+        assert s and s not in ('.', '..') and not s.startswith('.') and '..' not in s, (name, s)
+        assert '/' not in s and '\\' not in s and '\x00' not in s and len(s.encode()) <= 100, (name, s)
+        assert Path(s).name == s and os.path.normpath(root / s) == str(root / s), (name, s)
+
+
+def test_default_outputs_stay_under_runs(tmp_path, tiny, monkeypatch, capsys):
+    src, plan = tiny
+    d = json.loads(plan.read_text())
+    d['method'] = '../../../pwn/x'
+    evil = tmp_path / 'evil.json'
+    evil.write_text(json.dumps(d))
+    work = tmp_path / 'w'
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(['ppl', str(src), '--plan', str(evil), '--n', '2', '--length', '32']) == 0
+    import ram.cli
+    monkeypatch.setattr(ram.cli, 'downstream', lambda *a, **k: {'table': [], 'provenance': {}, 'seconds': 0.0})
+    assert main(['eval', str(src), '--plan', str(evil), '--limit', '1']) == 0
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
+    assert written == ['evil.json', 'w/runs/eval/pwn-x-4.5bpw-limit1.json', 'w/runs/ppl/pwn-x-4.5bpw-custom.csv',
+                       'w/runs/ppl/pwn-x-4.5bpw-custom.json'], written
