@@ -17,7 +17,7 @@ import pandas as pd
 import papermill as pm
 
 from .baselines import uniform_plan
-from .core import GB, Plan, dumps, model_hash, write_atomic
+from .core import GB, Plan, dumps, model_hash, safe_path_component, write_atomic
 from .evaluate import PPLResult, downstream, perplexity
 from .metrics import window_ppl
 from .models import local_path
@@ -40,7 +40,7 @@ SHORT_NAMES = {'reference': 'SmolLM2-135M-Instruct'}
 def model_slug(model: str) -> str:
     "Folder name for a model: its short name, or the last part of a hub id or path, filesystem-safe."
     name = SHORT_NAMES.get(str(model)) or Path(str(model).rstrip('/')).name or str(model)
-    return re.sub(r'[^A-Za-z0-9._-]+', '-', name)
+    return safe_path_component(re.sub(r'[^A-Za-z0-9._-]+', '-', name))  # '..' or '.x' never name a folder
 
 # %% ../nbs/08_reproduce.ipynb #9c41acd0
 def parameters_cell(path) -> dict:
