@@ -24,7 +24,8 @@ from .reference import REFERENCE_NAMES, reference_folder
 
 # %% auto #0
 __all__ = ['TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors', 'is_quantized', 'require_unquantized',
-           'parameter_count', 'fixed_bytes', 'all_finite', 'resolve', 'local_path', 'check_model_folder', 'load']
+           'parameter_count', 'fixed_bytes', 'all_finite', 'require_finite', 'resolve', 'local_path',
+           'check_model_folder', 'load']
 
 # %% ../nbs/01_models.ipynb #c1971ee9
 @dataclass(frozen=True)
@@ -100,12 +101,17 @@ def parameter_count(model: nn.Module) -> int:
     return get_total_parameters(model)
 
 
-def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
-    "Bytes of every parameter that is not a quantizable weight (norms, biases), saved in `dtype`."
+def _fixed_parameters(model: nn.Module) -> list[tuple[str, mx.array]]:
+    "(name, array) of every parameter that is not a quantizable weight (norms, biases), nor a quantized one's scales."
     q = {t.name + '.weight' for t in quantizable_tensors(model)}
     skip = ('.scales', '.biases')
+    return [(k, v) for k, v in tree_flatten(model.parameters()) if k not in q and not k.endswith(skip)]
+
+
+def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
+    "Bytes of every parameter that is not a quantizable weight (norms, biases), saved in `dtype`."
     return sum(v.size * (itemsize(dtype) if mx.issubdtype(v.dtype, mx.floating) else v.itemsize)
-               for k, v in tree_flatten(model.parameters()) if k not in q and not k.endswith(skip))
+               for _, v in _fixed_parameters(model))
 
 
 def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> bool:
@@ -114,6 +120,15 @@ def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> bool:
     w2 = w.reshape(-1, w.shape[-1]) if w.ndim > 1 else w.reshape(1, -1)
     step = max(1, block_bytes // max(1, w2.shape[1] * w2.itemsize))
     return all(bool(mx.all(mx.isfinite(w2[i:i + step]))) for i in range(0, w2.shape[0], step))
+
+# %% ../nbs/01_models.ipynb #4f7529b8
+def require_finite(model: nn.Module):
+    """Raise a clear `ValueError` naming the first float parameter other than the quantizable weights (a norm weight, a
+    bias) that holds NaN or Inf. The quantizable weights are checked where they are read, so none is read twice."""
+    for k, v in _fixed_parameters(model):
+        if mx.issubdtype(v.dtype, mx.floating) and not all_finite(v):
+            raise ValueError(f'{k} holds NaN or Inf values; RAM will not profile or quantize a model with a non-finite '
+                             'parameter. Fix the checkpoint first.')
 
 # %% ../nbs/01_models.ipynb #68b13c69
 _HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+$')
@@ -151,7 +166,9 @@ def local_path(model) -> Path:
 def check_model_folder(path) -> Path:
     """Check a model folder before any work, reading only headers: config.json parses and names a `model_type`, every
     `*.safetensors` has a readable header whose tensors lie inside the file (a truncated copy fails here), and an index
-    names only shards that exist. Raises `ValueError` naming the file and what is wrong."""
+    names only files of the folder (`_plain_shard_name`) that exist, and every `*.safetensors` of the folder: a file it
+    does not name would be loaded too (mlx-lm loads every `model*.safetensors`, RAM hashes every `*.safetensors`) and
+    silently replace indexed tensors. Raises `ValueError` naming the file and what is wrong."""
     path = Path(path)
     try: cfg = json.loads((path / 'config.json').read_text(encoding='utf-8'))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -182,12 +199,27 @@ def check_model_folder(path) -> Path:
     idx = path / 'model.safetensors.index.json'
     if idx.exists():
         try:
-            wmap = json.loads(idx.read_text(encoding='utf-8'))['weight_map']
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            shards = set(json.loads(idx.read_text(encoding='utf-8'))['weight_map'].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f'{idx} is not a valid safetensors index ({e})') from e
-        missing = sorted({v for v in wmap.values() if not (path / v).is_file()})
+        bad = sorted(repr(v) for v in shards if not _plain_shard_name(v))
+        if bad:
+            raise ValueError(f'{idx} names shards that are not *.safetensors files of its own folder (an absolute '
+                             f'path, "..", a separator): {", ".join(bad[:5])}; an index names shards by file name only')
+        missing = sorted(v for v in shards if not (path / v).is_file())
         if missing: raise ValueError(f'{idx} names shards that are not in {path}: {missing[:5]}')
+        stray = sorted(f.name for f in path.glob('*.safetensors') if f.name not in shards)
+        if stray:
+            raise ValueError(f'{path} holds {len(stray)} *.safetensors files that {idx.name} does not name: '
+                             f'{stray[:5]}; they would be loaded too and silently replace indexed weights. Move them '
+                             'out of the folder (or name them in the index)')
     return path
+
+
+def _plain_shard_name(name) -> bool:
+    "Whether `name` (a shard named by an index) is a `*.safetensors` file name inside the folder: no path, no `..`."
+    return (isinstance(name, str) and name.endswith('.safetensors') and name == Path(name).name
+            and not any(c in name for c in '/\\\x00') and name not in ('.', '..'))
 
 
 def load(model='reference', lazy: bool = False, return_config: bool = False, return_path: bool = False,

@@ -39,6 +39,7 @@ from ram.models import (
     local_path,
     parameter_count,
     quantizable_tensors,
+    require_finite,
     require_unquantized,
 )
 from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32, window_nll
@@ -207,6 +208,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True,
                              trust_remote_code=trust_remote_code)
     require_unquantized(m, str(model))
+    require_finite(m)
     ts = quantizable_tensors(m)
     n_layers = 1 + max((t.layer for t in ts if t.layer is not None), default=0)
     meta = {'model': str(model), 'model_path': str(path), 'model_hash': model_hash(path), 'dtype': dtype,

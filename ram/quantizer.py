@@ -34,7 +34,15 @@ from ram.core import (
     shard_names,
     tensor_bytes,
 )
-from .models import all_finite, fixed_bytes, is_quantized, load, quantizable_tensors, require_unquantized
+from ram.models import (
+    all_finite,
+    fixed_bytes,
+    is_quantized,
+    load,
+    quantizable_tensors,
+    require_finite,
+    require_unquantized,
+)
 
 
 # %% auto #0
@@ -202,9 +210,10 @@ class Condition:
 def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = None, force: bool = False,
                    keep_sources: bool = False, trust_remote_code: bool = False) -> Condition:
     """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
-    names exactly its quantizable tensors with their shapes' bytes, and it was made for these weights (same hash) unless
-    `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is
-    read). `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
+    names exactly its quantizable tensors with their shapes' bytes, no parameter holds NaN or Inf, and it was made for
+    these weights (same hash) unless `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a
+    quantized folder's payload is read). `trust_remote_code`: let the folder's own Python code run while loading (see
+    `load`)."""
     m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True,
                              trust_remote_code=trust_remote_code)
     mhash = model_hash(path)
@@ -223,6 +232,7 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
     dtype = dtype or plan.dtype
     require_unquantized(m, str(model))
     check_plan(m, plan, dtype)
+    require_finite(m)
     if plan.model_hash and not force and mhash != plan.model_hash:
         raise ValueError(f'the plan was made for a model with hash {plan.model_hash[:12]}, but {model} hashes to '
                          f'{mhash[:12]} (other weights, e.g. a different fine-tune); pass force=True (CLI: --force) '

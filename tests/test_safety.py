@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlx.core as mx
 import pytest
 
 import ram.core as core
@@ -201,3 +202,71 @@ def test_default_outputs_stay_under_runs(tmp_path, tiny, monkeypatch, capsys):
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
     assert written == ['evil.json', 'w/runs/eval/pwn-x-4.5bpw-limit1.json', 'w/runs/ppl/pwn-x-4.5bpw-custom.csv',
                        'w/runs/ppl/pwn-x-4.5bpw-custom.json'], written
+
+
+# --- 6. a bad folder never gives silently wrong weights ---------------------------------------------------------------
+
+def _indexed(folder: Path) -> Path:
+    "A tiny model whose weights are named by a `model.safetensors.index.json`, as a sharded checkpoint's are."
+    save_tiny_model(folder)
+    names = sorted(mx.load(str(folder / 'model.safetensors')))
+    (folder / 'model.safetensors.index.json').write_text(
+        json.dumps({'metadata': {}, 'weight_map': {k: 'model.safetensors' for k in names}}))
+    return folder
+
+
+def _set_weight(folder: Path, key: str, value: float, at: int = 0):
+    "Write `value` at row `at` of the tensor `key` of the folder's model.safetensors."
+    w = mx.load(str(folder / 'model.safetensors'))
+    w[key][at] = value
+    mx.save_safetensors(str(folder / 'model.safetensors'), w, metadata={'format': 'mlx'})
+
+
+def test_a_safetensors_file_the_index_does_not_name_is_refused(tmp_path, capsys):
+    src = _indexed(tmp_path / 'src')
+    assert main(['profile', str(src), '-o', str(tmp_path / 'clean.json')]) == 0
+    capsys.readouterr()
+    # mlx-lm loads every model*.safetensors: this file's norm would replace the indexed one without a word
+    for stray in ('model-extra.safetensors', 'consolidated.safetensors'):
+        mx.save_safetensors(str(src / stray), {'model.norm.weight': mx.zeros((64,))})
+        assert main(['profile', str(src), '-o', str(tmp_path / 'p.json')]) == 1
+        err = _one_error_line(capsys, 'profile')
+        assert f"does not name: ['{stray}']" in err and 'Move them out of the folder' in err, err
+        (src / stray).unlink()
+    assert not (tmp_path / 'p.json').exists()
+
+
+@pytest.mark.parametrize('shard', ['ABS', '../src/model.safetensors', 'sub/../model.safetensors', '..',
+                                   'a\\b.safetensors',
+                                   'config.json'])
+def test_an_index_names_shards_by_file_name_only(tmp_path, capsys, shard):
+    src = _indexed(tmp_path / 'src')
+    (src / 'sub').mkdir()
+    shard = str((src / 'model.safetensors').resolve()) if shard == 'ABS' else shard
+    idx = json.loads((src / 'model.safetensors.index.json').read_text())
+    idx['weight_map'] = {k: shard for k in idx['weight_map']}
+    (src / 'model.safetensors.index.json').write_text(json.dumps(idx))
+    assert main(['profile', str(src), '-o', str(tmp_path / 'p.json')]) == 1
+    err = _one_error_line(capsys, 'profile')
+    assert 'names shards that are not *.safetensors files of its own folder' in err and repr(shard) in err, err
+    with pytest.raises(ValueError, match='not \\*.safetensors files of its own folder'): models.check_model_folder(src)
+    assert not (tmp_path / 'p.json').exists()
+
+
+@pytest.mark.parametrize('key, overrides', [('model.layers.1.input_layernorm.weight', {}),
+                                            ('model.norm.weight', {}),
+                                            ('model.layers.0.self_attn.q_proj.bias', {'attention_bias': True})])
+def test_a_non_finite_parameter_that_is_not_quantized_is_refused(tmp_path, tiny, capsys, key, overrides):
+    _, plan = tiny
+    for bad in (float('nan'), float('-inf')):
+        src = save_tiny_model(tmp_path / f'src-{bad}', **overrides)
+        if overrides:  # a plan for this model (the fixture's is for the model without biases)
+            plan = tmp_path / 'plan.json'
+            plan_budgets(profile(src, progress=False), ['4.5bpw'])[0].save(plan)
+        _set_weight(src, key, bad, at=3)
+        assert main(['profile', str(src), '-o', str(tmp_path / 'p.json')]) == 1
+        assert f'{key} holds NaN or Inf values' in _one_error_line(capsys, 'profile')
+        assert main(['quantize', str(src), str(plan), '-o', str(tmp_path / 'q'), '--force']) == 1
+        assert f'{key} holds NaN or Inf values' in _one_error_line(capsys, 'quantize')
+        with pytest.raises(ValueError, match=f'{key} holds NaN or Inf'): quantizer.load_condition(src, plan, force=True)
+        assert not (tmp_path / 'p.json').exists() and not (tmp_path / 'q').exists()
