@@ -82,12 +82,12 @@ elif op == 'profile':
     profile(model, progress=False).save(work / 'profile.json')
 elif op == 'quantize':
     from ram.core import Plan, TensorChoice, QuantConfig, tensor_bytes
-    from ram.models import load, quantizable_tensors, fixed_bytes
+    from ram.models import load, quantizable_tensors, fixed_bytes, parameter_count
     from ram.quantizer import quantize_to_folder
     m, _ = load(model, lazy=True)
     c = QuantConfig(4, 64)
     ts = {t.name: TensorChoice(c, tensor_bytes(t.shape, c), 0.0, 0.0) for t in quantizable_tensors(m)}
-    plan = Plan('uniform 4b-g64', model, ts, fixed_bytes(m), 1)
+    plan = Plan('uniform 4b-g64', model, ts, fixed_bytes(m), parameter_count(m))
     del m
     quantize_to_folder(model, plan, work / 'q', overwrite=True, progress=False)
 hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]

@@ -31,6 +31,7 @@ from ram.core import (
     group_shards,
     model_bytes,
     model_hash,
+    parse_budget,
     shard_names,
     tensor_bytes,
 )
@@ -39,6 +40,7 @@ from ram.models import (
     fixed_bytes,
     is_quantized,
     load,
+    parameter_count,
     quantizable_tensors,
     require_finite,
     require_unquantized,
@@ -156,12 +158,18 @@ def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donat
 def save_model_folder(out, model: nn.Module, tokenizer, config: dict, src, overwrite: bool = False,
                       extra_files: Mapping[str, str] | None = None, shard_bytes: int | None = None,
                       donate: bool = False,
-                      checks: dict[str, mx.array] | None = None) -> Path:
+                      checks: dict[str, mx.array] | None = None, max_bytes: int | None = None) -> Path:
     """Save weights (`save_weights`), config (mlx-lm's `save_config`) and tokenizer into a temporary sibling of `out`,
-    then rename it into place; an existing `out` only as `check_output_folder` allows (never the source `src`)."""
+    then rename it into place; an existing `out` only as `check_output_folder` allows (never the source `src`). With
+    `max_bytes` (a plan's budget), weights that come to more raise `ValueError` before the rename: nothing is written
+    to `out`."""
     out, src = Path(out).expanduser().resolve(), Path(src)
     with atomic_folder(out, overwrite, keep=[src]) as tmp:
         save_weights(tmp, model, shard_bytes, donate, checks)
+        written = safetensors_payload(tmp)
+        if max_bytes is not None and written > max_bytes:
+            raise ValueError(f'the weights came to {written:,} bytes, over the budget of {max_bytes:,} bytes by '
+                             f'{written - max_bytes:,}; nothing was written to {out}')
         save_config(dict(config), config_path=tmp / 'config.json')
         tokenizer.save_pretrained(tmp)
         for pattern in ('*.py', 'generation_config.json'):
@@ -175,6 +183,13 @@ def check_plan(model: nn.Module, plan, dtype: str = 'bfloat16'):
     ts = {t.name: t for t in quantizable_tensors(model)}
     missing, extra = sorted(set(ts) - set(plan.tensors)), sorted(set(plan.tensors) - set(ts))
     problems = []
+    fixed, n_params = fixed_bytes(model, dtype), parameter_count(model)
+    if plan.fixed_bytes != fixed:
+        problems.append(f'fixed_bytes: the plan says {plan.fixed_bytes:,}, the model has {fixed:,} (its parameters '
+                        f'other than the quantizable weights, in {dtype})')
+    if plan.n_params != n_params:
+        problems.append(f'n_params: the plan says {plan.n_params:,}, the model has {n_params:,}')
+    problems += _budget_problems(plan, n_params)
     if missing: problems.append(f'{len(missing)} model tensors are not in the plan (e.g. {missing[:3]})')
     if extra: problems.append(f'{len(extra)} plan tensors are not in the model (e.g. {extra[:3]})')
     for n in sorted(set(ts) & set(plan.tensors)):
@@ -188,6 +203,20 @@ def check_plan(model: nn.Module, plan, dtype: str = 'bfloat16'):
         raise ValueError(
             f'plan {plan.method!r} for {plan.model!r} does not match this model: ' + '; '.join(problems[:6])
         )
+
+
+def _budget_problems(plan, n_params: int) -> list[str]:
+    "What is wrong with `plan.budget_bytes`: no byte count, not its `budget` on `n_params` weights, or below its size."
+    b = plan.budget_bytes
+    if b is None: return []
+    if isinstance(b, bool) or not isinstance(b, int):
+        return [f'budget_bytes: the plan says {b!r}, which is not a number of bytes']
+    try: want = parse_budget(plan.budget).to_bytes(n_params)
+    except ValueError as e: return [f'budget: the plan says {plan.budget!r}, which is not a budget ({e})']
+    if b != want:
+        return [f'budget_bytes: the plan says {b:,}, its budget {plan.budget!r} on this model is {want:,}']
+    if plan.total_bytes > b: return [f'total_bytes: the plan says {plan.total_bytes:,}, over its budget of {b:,}']
+    return []
 
 
 def _input_shard_bytes(path) -> int:
@@ -210,10 +239,10 @@ class Condition:
 def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = None, force: bool = False,
                    keep_sources: bool = False, trust_remote_code: bool = False) -> Condition:
     """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
-    names exactly its quantizable tensors with their shapes' bytes, no parameter holds NaN or Inf, and it was made for
-    these weights (same hash) unless `force`. `dtype` defaults to the plan's. Without a plan, the model as it is (a
-    quantized folder's payload is read). `trust_remote_code`: let the folder's own Python code run while loading (see
-    `load`)."""
+    names exactly its quantizable tensors with their shapes' bytes, its fixed bytes, parameter count and budget are the
+    model's, no parameter holds NaN or Inf, and it was made for these weights (same hash) unless `force`. `dtype`
+    defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is read).
+    `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
     m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True,
                              trust_remote_code=trust_remote_code)
     mhash = model_hash(path)
@@ -261,7 +290,9 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
     """Load `model` lazily, apply `plan` (`load_condition`), save to `out` atomically, one output shard (no bigger than
     the largest input shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the
     plan was profiled for; a model whose hash differs from the plan's is refused unless `force`. `out` is checked
-    first (`check_output_folder`): an existing folder is replaced only with `overwrite`, and only a model folder."""
+    first (`check_output_folder`): an existing folder is replaced only with `overwrite`, and only a model folder.
+    Weights that come to more than the plan's budget (its `budget_bytes`, else its `total_bytes`) are an error, raised
+    before the folder takes the name `out`."""
     out = Path(out).expanduser()
     check_output_folder(out, overwrite, keep=[model])  # before any work; save_model_folder checks again
     c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True,
@@ -270,7 +301,8 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
     # save_weights empties `c.sources` as it goes, so each source weight is released once checked
     save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,
                       extra_files={'ram_plan.json': dumps(plan.to_dict())}, shard_bytes=_input_shard_bytes(c.path),
-                      donate=True, checks=c.sources)
+                      donate=True, checks=c.sources,
+                      max_bytes=plan.budget_bytes if plan.budget_bytes is not None else plan.total_bytes)
     actual = safetensors_payload(out)
     res = {'out': str(out), 'plan_bytes': plan.total_bytes, 'predicted_bytes': c.bytes, 'actual_bytes': actual,
            'rel_diff': (actual - plan.total_bytes) / plan.total_bytes}

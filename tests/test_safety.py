@@ -270,3 +270,58 @@ def test_a_non_finite_parameter_that_is_not_quantized_is_refused(tmp_path, tiny,
         assert f'{key} holds NaN or Inf values' in _one_error_line(capsys, 'quantize')
         with pytest.raises(ValueError, match=f'{key} holds NaN or Inf'): quantizer.load_condition(src, plan, force=True)
         assert not (tmp_path / 'p.json').exists() and not (tmp_path / 'q').exists()
+
+
+# --- 5. a folder is never written over its budget ---------------------------------------------------------------------
+
+def _lying_plan(tmp_path, tiny, **meta) -> Path:
+    "The 4.5 bpw plan of a profile of the tiny model whose `meta` lies (e.g. fixed_bytes=0)."
+    src, _ = tiny
+    prof = profile(src, progress=False)
+    plan = plan_budgets(core.Profile(prof.table, {**prof.meta, **meta}), ['4.5bpw'])[0]
+    return plan.save(tmp_path / 'lie.json')
+
+
+@pytest.mark.parametrize('meta, field', [({'fixed_bytes': 0}, 'fixed_bytes'), ({'n_params': 2 * 106_816}, 'n_params')])
+def test_a_profile_that_lies_about_the_model_is_refused_before_any_work(tmp_path, tiny, capsys, meta, field):
+    src, _ = tiny
+    lie = _lying_plan(tmp_path, tiny, **meta)
+    assert main(['quantize', str(src), str(lie), '-o', str(tmp_path / 'q')]) == 1
+    err = _one_error_line(capsys, 'quantize')
+    assert f'{field}: the plan says {meta[field]:,}, the model has ' in err, err
+    with pytest.raises(ValueError, match=f'{field}: the plan says'): quantizer.load_condition(src, lie)
+    assert not (tmp_path / 'q').exists()
+
+
+def test_a_plan_that_lies_about_its_budget_or_tensors_is_refused(tmp_path, tiny, capsys):
+    src, plan = tiny
+    good = json.loads(plan.read_text())
+    first = sorted(good['tensors'])[0]
+    lies = {'budget_bytes': {'budget_bytes': 2 * good['budget_bytes']},
+            'budget_bytes: the plan says \'60084\'': {'budget_bytes': str(good['budget_bytes'])},
+            'budget: the plan says': {'budget': 'lots'},
+            'the plan says 1 bytes': {'tensors': {**good['tensors'], first: {**good['tensors'][first], 'bytes': 1}}}}
+    for want, change in lies.items():
+        d = {**good, **change}
+        d.pop('total_bytes')  # a liar keeps its totals consistent
+        bad = tmp_path / 'bad.json'
+        bad.write_text(json.dumps(d))
+        assert main(['quantize', str(src), str(bad), '-o', str(tmp_path / 'q')]) == 1
+        assert want in _one_error_line(capsys, 'quantize')
+    assert not (tmp_path / 'q').exists()
+
+
+def test_bytes_over_the_budget_are_an_error_before_the_rename(tmp_path, tiny, capsys, monkeypatch):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
+    before = _files(out)
+    lie = _lying_plan(tmp_path, tiny, fixed_bytes=0)
+    monkeypatch.setattr(quantizer, 'check_plan', lambda *a, **k: None)  # a lie that gets past the checks before work
+    for target, flag in ((tmp_path / 'new', []), (out, ['--overwrite'])):
+        assert main(['quantize', str(src), str(lie), '-o', str(target), *flag]) == 1
+        err = _one_error_line(capsys, 'quantize')
+        assert 'the weights came to 60,672 bytes, over the budget of 60,084 bytes by 588' in err, err
+        assert f'nothing was written to {target}' in err
+    assert _files(out) == before  # the old folder, as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['lie.json', 'q']  # no new folder, no temporary sibling
