@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
 from pathlib import Path
 
-from .allocator import plan_budgets
+from .allocator import achievable_range, plan_budgets
 from .blas import ensure_fast_blas
-from .core import GB, Plan, Profile, dumps, safe_path_component, write_atomic
+from .core import BUDGET_FORMS, GB, Plan, Profile, dumps, parse_budget, safe_path_component, write_atomic
 from .evaluate import downstream, perplexity
 from .profiler import cached_profile, profile_to
 from .quantizer import load_condition, quantize_to_folder
@@ -25,6 +26,35 @@ from .scoring import get_protocol
 __all__ = ['main', 'run', 'cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_quantize', 'cmd_ppl', 'cmd_eval']
 
 # %% ../nbs/09_cli.ipynb #51886e28
+def _int_at_least(lo: int):
+    "An argparse `type=`: an integer >= `lo`."
+    def check(s: str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not an integer; must be an integer >= {lo}')
+        if v < lo: raise argparse.ArgumentTypeError(f'{s!r} is out of range; must be an integer >= {lo}')
+        return v
+    check.__name__ = f'integer >= {lo}'
+    return check
+
+
+def _finite_float(s: str) -> float:
+    "An argparse `type=`: a finite number (no nan, no inf)."
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a number; must be a finite number')
+    if not math.isfinite(v): raise argparse.ArgumentTypeError(f'{s!r} is not finite; must be a finite number')
+    return v
+
+
+def _budget_arg(s: str) -> str:
+    "An argparse `type=`: a budget `parse_budget` accepts, kept as written (the plan's name)."
+    try: parse_budget(s)
+    except ValueError as e:
+        if s.strip().startswith('-'):
+            raise argparse.ArgumentTypeError(f'{s!r}: budgets must be positive; accepted: {BUDGET_FORMS}')
+        raise argparse.ArgumentTypeError(str(e))
+    return s
+
+
 _TRUST_HELP = ("Let MODEL's own Python code (a tokenizer or config auto_map, a config model_file) run while loading; "
                'off by default, as in mlx-lm. Only for folders you trust.')
 
@@ -50,9 +80,13 @@ def _parser() -> argparse.ArgumentParser:
             '(default: quick).'
         ),
     )
-    r.add_argument('--limit', type=int, help='Documents per downstream task (0: all), overriding the protocol.')
-    r.add_argument('--n', type=int, help='Perplexity windows, overriding the protocol.')
-    r.add_argument('--length', type=int, help='Perplexity window length in tokens, overriding the protocol.')
+    r.add_argument(
+        '--limit', type=_int_at_least(0), help='Documents per downstream task (0: all), overriding the protocol.'
+    )
+    r.add_argument('--n', type=_int_at_least(1), help='Perplexity windows, overriding the protocol.')
+    r.add_argument(
+        '--length', type=_int_at_least(2), help='Perplexity window length in tokens, overriding the protocol.'
+    )
     r.add_argument(
         '--only', nargs='+', choices=['robustness', 'budgets', 'downstream'], help='Run only these templates.'
     )
@@ -91,12 +125,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=['bfloat16', 'float16'],
         help='Dtype the model ships in (default: bfloat16).',
     )
-    pp.add_argument('--calib-n', type=int, default=4, help='Calibration windows (default: 4).')
-    pp.add_argument('--calib-length', type=int, default=512, help='Calibration window length (default: 512).')
+    pp.add_argument('--calib-n', type=_int_at_least(1), default=4, help='Calibration windows (default: 4).')
     pp.add_argument(
-        '--veto-db', type=float, default=9.0, help='Configs below this SQNR are never offered (default: 9).'
+        '--calib-length', type=_int_at_least(2), default=512, help='Calibration window length (default: 512).'
     )
-    pp.add_argument('--seed', type=int, default=0, help='Seed of the alpha noise (default: 0).')
+    pp.add_argument(
+        '--veto-db', type=_finite_float, default=9.0, help='Configs below this SQNR are never offered (default: 9).'
+    )
+    pp.add_argument('--seed', type=_int_at_least(0), default=0, help='Seed of the alpha noise (default: 0).')
     pp.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
     pa = sub.add_parser(
         'allocate',
@@ -105,8 +141,9 @@ def _parser() -> argparse.ArgumentParser:
         'its dual bound and gap, and write plan JSON files.',
     )
     pa.add_argument('profile', help='A profile JSON written by `ram profile`.')
-    pa.add_argument('--budget', nargs='+', action='extend', required=True,
+    pa.add_argument('--budget', nargs='+', action='extend', required=True, type=_budget_arg,
                     help="Budget(s): '16GB', '16.3 GB', '4.5bpw', or bytes. Repeat or list several for a sweep.")
+    pa._negative_number_matcher = re.compile(r'^-\.?\d')  # '-1GB' is a (refused) budget, not an option
     pa.add_argument('--mode', default='weight', help='Which distortion column to allocate on (default: weight).')
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
     pq = sub.add_parser(
@@ -156,10 +193,14 @@ def _parser() -> argparse.ArgumentParser:
                 choices=['quick', 'paper'],
                 help='quick: 16 x 2048 tokens; paper: 128 x 2048 (default: quick).',
             )
-            e.add_argument('--n', type=int, help='Number of windows (overrides the protocol).')
-            e.add_argument('--length', type=int, help='Window length in tokens (overrides the protocol).')
-            e.add_argument('--seed', type=int, help='Seed of the window permutation (overrides the protocol).')
-            e.add_argument('--batch-size', type=int, default=1, help='Windows per forward pass (default: 1).')
+            e.add_argument('--n', type=_int_at_least(1), help='Number of windows (overrides the protocol).')
+            e.add_argument('--length', type=_int_at_least(2), help='Window length in tokens (overrides the protocol).')
+            e.add_argument(
+                '--seed', type=_int_at_least(0), help='Seed of the window permutation (overrides the protocol).'
+            )
+            e.add_argument(
+                '--batch-size', type=_int_at_least(1), default=1, help='Windows per forward pass (default: 1).'
+            )
         else:
             e.add_argument(
                 '--tasks',
@@ -169,7 +210,9 @@ def _parser() -> argparse.ArgumentParser:
                 help='Tasks to run (default: both).',
             )
             e.add_argument(
-                '--limit', type=int, help='Score only the first LIMIT documents of each task (CPU runs); default: all.'
+                '--limit',
+                type=_int_at_least(1),
+                help='Score only the first LIMIT documents of each task (CPU runs); default: all.',
             )
     return p
 
@@ -251,9 +294,13 @@ def cmd_allocate(args):
     prof = Profile.load(args.profile)
     budgets = list(dict.fromkeys(re.sub(r'\s+', '', b) for b in args.budget))  # '16GB' and '16 GB' are one budget
     plans = plan_budgets(prof, budgets, mode=args.mode)
+    hi = achievable_range(prof.allocation_table(args.mode), int(prof.meta['fixed_bytes']))[1]
     out = Path(args.out)
     print(_plan_table(plans))
     for p in plans:
+        if p.budget_bytes > hi:  # the plan is kept: the largest (least-distortion) one
+            print(f'note: budget {p.budget} ({p.budget_bytes:,} bytes) exceeds the largest achievable size '
+                  f'{hi:,} bytes ({hi / GB:.4f} GB); the plan is the largest one')
         f = out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', p.budget)}.json"
         p.save(f)
         print(f'written: {f}')

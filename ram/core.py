@@ -26,12 +26,12 @@ import ram
 
 
 # %% auto #0
-__all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'PROFILE_SCHEMA',
-           'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes',
-           'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit',
-           'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder', 'write_atomic',
-           'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names',
-           'group_shards', 'check_disk']
+__all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'MAX_BUDGET',
+           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize',
+           'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file',
+           'git_commit', 'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder',
+           'write_atomic', 'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key',
+           'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -163,6 +163,7 @@ def model_bytes(shapes: Mapping[str, Sequence[int]], configs: Mapping[str, Quant
 _UNITS = {'b': 1, 'kb': 10**3, 'mb': 10**6, 'gb': 10**9, 'tb': 10**12,
           'kib': 2**10, 'mib': 2**20, 'gib': 2**30, 'tib': 2**40}
 BUDGET_FORMS = "'16GB', '16.3 GB', '500MB', '12GiB', '4.5bpw', or an integer number of bytes"
+MAX_BUDGET = 10**15  # bytes (1 PB): far above any model; a larger budget is a typo, not a plan
 
 
 @dataclass(frozen=True)
@@ -193,14 +194,19 @@ def parse_budget(budget) -> Budget:
     if isinstance(budget, bool): raise ValueError(f'bad budget {budget!r}; accepted: {BUDGET_FORMS}')
     if isinstance(budget, int):
         if budget <= 0: raise ValueError(f'budget must be positive, got {budget}; accepted: {BUDGET_FORMS}')
+        if budget > MAX_BUDGET:
+            raise ValueError(f'budget {budget} is over the largest accepted, {MAX_BUDGET:,} bytes (1 PB)')
         return Budget(budget, 'bytes', str(budget))
     if not isinstance(budget, str):
         raise ValueError(f'bad budget {budget!r} ({type(budget).__name__}); accepted: {BUDGET_FORMS}')
     s = budget.strip()
     m = re.fullmatch(r'(\d+(?:\.\d*)?|\.\d+)(?:[eE](\d+))?\s*([a-zA-Z]*)', s)
     if not m: raise ValueError(f'cannot parse budget {budget!r}; accepted: {BUDGET_FORMS}')
-    num, unit = float(m[1]) * (10 ** int(m[2]) if m[2] else 1), m[3].lower()
+    num, unit = float(f'{m[1]}e{m[2] or 0}'), m[3].lower()  # '1e400' is inf, not an integer of 400 digits
     if num <= 0: raise ValueError(f'budget must be positive, got {budget!r}; accepted: {BUDGET_FORMS}')
+    if unit in _UNITS or unit == '':
+        if not math.isfinite(num) or num * _UNITS.get(unit, 1) > MAX_BUDGET:
+            raise ValueError(f'budget {budget!r} is over the largest accepted, {MAX_BUDGET:,} bytes (1 PB)')
     if unit == 'bpw':
         if num > 32:
             raise ValueError(f'{budget!r}: more than 32 bits per weight makes no sense; accepted: {BUDGET_FORMS}')
