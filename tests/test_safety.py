@@ -325,3 +325,70 @@ def test_bytes_over_the_budget_are_an_error_before_the_rename(tmp_path, tiny, ca
         assert f'nothing was written to {target}' in err
     assert _files(out) == before  # the old folder, as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == ['lie.json', 'q']  # no new folder, no temporary sibling
+
+
+# --- 8. every CLI argument is checked before any work -----------------------------------------------------------------
+
+@pytest.mark.parametrize('argv, arg, want', [
+    (['profile', 'M', '--veto-db', 'nan'], '--veto-db', "'nan' is not finite; must be a finite number"),
+    (['profile', 'M', '--veto-db=-inf'], '--veto-db', "'-inf' is not finite; must be a finite number"),
+    (['profile', 'M', '--seed', '-1'], '--seed', "'-1' is out of range; must be an integer >= 0"),
+    (['profile', 'M', '--calib-n', '-3'], '--calib-n', "'-3' is out of range; must be an integer >= 1"),
+    (['profile', 'M', '--calib-length', '1'], '--calib-length', "'1' is out of range; must be an integer >= 2"),
+    (['ppl', 'M', '--batch-size', '0'], '--batch-size', "'0' is out of range; must be an integer >= 1"),
+    (['ppl', 'M', '--seed', '-1'], '--seed', "'-1' is out of range; must be an integer >= 0"),
+    (['ppl', 'M', '--n', '0'], '--n', "'0' is out of range; must be an integer >= 1"),
+    (['ppl', 'M', '--length', '1'], '--length', "'1' is out of range; must be an integer >= 2"),
+    (['eval', 'M', '--limit', '0'], '--limit', "'0' is out of range; must be an integer >= 1"),
+    (['reproduce', '--n', '-2', '--dry-run'], '--n', "'-2' is out of range; must be an integer >= 1"),
+    (['reproduce', '--length', '0', '--dry-run'], '--length', "'0' is out of range; must be an integer >= 2"),
+    (['reproduce', '--limit', '-1', '--dry-run'], '--limit', "'-1' is out of range; must be an integer >= 0"),
+    (['allocate', 'P', '--budget', '1e400GB'], '--budget', "budget '1e400GB' is over the largest accepted"),
+    (['allocate', 'P', '--budget', '-1GB'], '--budget', "'-1GB': budgets must be positive; accepted: '16GB'"),
+    (['allocate', 'P', '--budget', '4.5bpw', '-2GB'], '--budget', "'-2GB': budgets must be positive"),
+    (['allocate', 'P', '--budget', '0'], '--budget', "budget must be positive, got '0'"),
+])
+def test_every_cli_argument_is_checked_before_any_work(tmp_path, tiny, monkeypatch, capsys, argv, arg, want):
+    src, _ = tiny
+    def fail(*a, **k): raise AssertionError('work began before the arguments were checked')
+    import ram.cli
+    for name in ('load_condition', 'profile_to', 'cached_profile', 'reproduce', 'plan_budgets'):
+        monkeypatch.setattr(ram.cli, name, fail)
+    monkeypatch.setattr(models, 'load', fail)
+    monkeypatch.setattr(core.Profile, 'load', fail)
+    monkeypatch.chdir(tmp_path)
+    argv = [str(src) if a == 'M' else 'p.json' if a == 'P' else a for a in argv]
+    with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # argparse prints the usage line, then the error
+    assert err.startswith(f'ram {argv[0]}: error: argument {arg}: ') and want in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_valid_arguments_parse_as_before():
+    from ram.cli import _parser
+    a = _parser().parse_args(['profile', 'm', '--veto-db', '-5', '--seed', '0', '--calib-n', '1',
+                              '--calib-length', '2'])
+    assert (a.veto_db, a.seed, a.calib_n, a.calib_length) == (-5.0, 0, 1, 2)
+    a = _parser().parse_args(['ppl', 'm', '--n', '3', '--length', '64', '--seed', '7', '--batch-size', '2'])
+    assert (a.n, a.length, a.seed, a.batch_size) == (3, 64, 7, 2)
+    a = _parser().parse_args(['allocate', 'p.json', '--budget', '16 GB', '4.5bpw', '123456', '-o', 'x'])
+    assert (a.budget, a.out) == (['16 GB', '4.5bpw', '123456'], 'x')
+    assert _parser().parse_args(['reproduce', '--limit', '0']).limit == 0  # 0: all documents, as documented
+
+
+@pytest.mark.parametrize('bad', ['1e400GB', '1e400', '1e16', 10**16, '2000TB'])
+def test_parse_budget_refuses_non_finite_or_absurd_budgets(bad):
+    with pytest.raises(ValueError, match='over the largest accepted'): core.parse_budget(bad)
+
+
+def test_a_budget_above_the_largest_size_is_noted_beside_its_plan(tmp_path, tiny, capsys):
+    src, _ = tiny
+    prof = tmp_path / 'p.json'
+    assert main(['profile', str(src), '-o', str(prof)]) == 0
+    capsys.readouterr()
+    assert main(['allocate', str(prof), '--budget', '4.5bpw', '1GB', '-o', str(tmp_path / 'plans')]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith('note:')]
+    assert len(notes) == 1 and 'budget 1GB (1,000,000,000 bytes) exceeds the largest achievable size' in notes[0], out
+    assert (tmp_path / 'plans' / 'plan-1GB.json').exists() and (tmp_path / 'plans' / 'plan-4.5bpw.json').exists()
