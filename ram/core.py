@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import math
@@ -20,6 +21,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Mapping, Sequence
 
+try: import fcntl
+except ImportError: fcntl = None  # no flock here (Windows): output_lock falls back to an exclusively created file
+
 import pandas as pd
 
 import ram
@@ -30,8 +34,8 @@ __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTY
            'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize',
            'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file',
            'git_commit', 'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder',
-           'write_atomic', 'atomic_folder', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key',
-           'shard_names', 'group_shards', 'check_disk']
+           'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output', 'Profile', 'TensorChoice',
+           'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -317,19 +321,22 @@ PLAN_SCHEMA = 'ram.plan/1'
 
 
 def write_atomic(path, text: str):
+    "Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    try:
-        tmp.write_text(text, encoding='utf-8')
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with output_lock(path):
+        recover_output(path)
+        tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+        try:
+            tmp.write_text(text, encoding='utf-8')
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _pid_alive(pid) -> bool:
     try: os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError): return False
+    except (ValueError, ProcessLookupError, OverflowError): return False
     except PermissionError: return True
     return True
 
@@ -338,24 +345,114 @@ def _pid_alive(pid) -> bool:
 def atomic_folder(out, overwrite: bool = False, keep: Sequence = ()):
     """Yield a temporary sibling of `out` to fill; when the block succeeds it becomes `out` by a rename, when it
     fails (or the process dies) `out` is untouched and nothing that looks complete is left under its name. An existing
-    `out` is replaced only as `check_output_folder` allows (`keep`: the folders it must not replace)."""
+    `out` is replaced only as `check_output_folder` allows (`keep`: the folders it must not replace), checked again
+    at the rename. The whole write holds `output_lock(out)`, so a second writer of `out` is refused."""
+    given = out
     out = check_output_folder(out, overwrite, keep)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f'.{out.name}.tmp-*'):  # left by a killed run: remove it if that process is gone
-        if not _pid_alive(stale.name.rsplit('-', 1)[-1]): shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.parent / f'.{out.name}.tmp-{os.getpid()}'
-    if tmp.exists(): shutil.rmtree(tmp)
-    tmp.mkdir()
+    with output_lock(out):
+        recover_output(out)  # what killed runs left: their temporary folders, an old copy that never got replaced
+        tmp = out.parent / f'.{out.name}.tmp-{os.getpid()}'
+        if tmp.exists(): shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            yield tmp
+            check_output_folder(given, overwrite, keep)  # again: a folder may have appeared at `out` meanwhile
+            if out.exists():
+                old = out.parent / f'.{out.name}.old-{os.getpid()}'
+                os.rename(out, old)
+                os.rename(tmp, out)
+                shutil.rmtree(old)
+            else: os.rename(tmp, out)
+        finally:
+            if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #bfc5c176
+class OutputLocked(OSError):
+    "Another process is writing the same output."
+
+
+_HELD: set[str] = set()  # the locks this process holds, so that a writer may take its own lock again
+
+
+def _lock_holder(lock: Path) -> str:
+    try: return lock.read_text().strip() or '?'
+    except OSError: return '?'
+
+
+def _refuse(path, pid):
+    raise OutputLocked(f'{path} is being written by another ram process (pid {pid}); wait for it or choose another '
+                       'output')
+
+
+def _lock_fd(lock: Path, path) -> int:
+    "An open descriptor of `lock` with an exclusive lock on it, the file still at its name; or refuse."
+    while True:
+        if fcntl is None:  # no flock: the lock is the file itself, created exclusively, holding our PID
+            try: fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                pid = _lock_holder(lock)
+                if pid != '?' and _pid_alive(pid): _refuse(path, pid)
+                lock.unlink(missing_ok=True)  # left by a process that is gone
+                continue
+            return fd
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            _refuse(path, _lock_holder(lock))
+        try: same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError: same = False
+        if same: return fd
+        os.close(fd)  # the last holder removed the file between our open and our lock: lock the one at the name now
+
+
+@contextlib.contextmanager
+def output_lock(path):
+    """Hold an exclusive lock on writing `path` (a file or folder) for the block: a sibling `.NAME.lock` holding our
+    PID, removed at the end. Another process holding it raises `OutputLocked`, one line that names its PID."""
+    path = Path(path).expanduser().absolute()
+    lock = path.with_name(f'.{path.name}.lock')
+    if str(lock) in _HELD:
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = _lock_fd(lock, path)
+    _HELD.add(str(lock))
     try:
-        yield tmp
-        if out.exists():
-            old = out.parent / f'.{out.name}.old-{os.getpid()}'
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else: os.rename(tmp, out)
+        os.ftruncate(fd, 0)
+        os.write(fd, f'{os.getpid()}\n'.encode())
+        yield
     finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        _HELD.discard(str(lock))
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _remove(p: Path):
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+    else: p.unlink(missing_ok=True)
+
+
+def recover_output(path) -> list[str]:
+    """Clear what killed writers of `path` left beside it, touching only leftovers of processes that are gone: their
+    temporary copies `.NAME.tmp-PID` are removed; an old copy `.NAME.old-PID` that `--overwrite` moved aside is put back
+    (with a one-line message on stderr) when nothing holds the name `path`, else removed. Returns the messages."""
+    path = Path(path).expanduser().absolute()
+    said = []
+    if not path.parent.is_dir(): return said
+    for kind in ('tmp', 'old'):
+        for p in sorted(path.parent.glob(f'.{glob.escape(path.name)}.{kind}-*')):
+            pid = p.name.rsplit('-', 1)[-1]
+            if not pid.isdigit() or _pid_alive(pid): continue
+            if kind == 'old' and not os.path.lexists(path):
+                try: os.rename(p, path)
+                except OSError: continue
+                said.append(f'ram: restored {path} from {p.name}: an --overwrite (pid {pid}) was interrupted before '
+                            'the new copy took its name')
+                print(said[-1], file=sys.stderr)
+            else: _remove(p)
+    return said
 
 # %% ../nbs/00_core.ipynb #0f4b00fd
 def _read_json(path, what: str, schema: str) -> dict:

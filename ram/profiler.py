@@ -27,7 +27,9 @@ from ram.core import (
     check_disk,
     dumps,
     model_hash,
+    output_lock,
     provenance,
+    recover_output,
     tensor_bytes,
     write_atomic,
 )
@@ -318,17 +320,20 @@ def profile_to(
     trust_remote_code: bool = False,
     **settings,
 ) -> Profile:
-    "Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run left there."
+    """Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run
+    left there; the whole run holds `output_lock(path)`."""
     path = Path(path)
     part = partial_path(path)
-    check_disk(path, 1 << 20, 'the profile')
-    prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds,
-                   trust_remote_code=trust_remote_code, **settings)
-    check_disk(
-        path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile'
-    )  # about 300 bytes of JSON a row, written beside itself
-    prof.save(path)
-    part.unlink(missing_ok=True)
+    with output_lock(path):  # a second run measuring into the same path is refused, not mixed with this one
+        recover_output(part)  # a checkpoint's temporary copy left by a killed run
+        check_disk(path, 1 << 20, 'the profile')
+        prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds,
+                       trust_remote_code=trust_remote_code, **settings)
+        check_disk(
+            path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile'
+        )  # about 300 bytes of JSON a row, written beside itself
+        prof.save(path)
+        part.unlink(missing_ok=True)
     return prof
 
 

@@ -392,3 +392,101 @@ def test_a_budget_above_the_largest_size_is_noted_beside_its_plan(tmp_path, tiny
     notes = [line for line in out.splitlines() if line.startswith('note:')]
     assert len(notes) == 1 and 'budget 1GB (1,000,000,000 bytes) exceeds the largest achievable size' in notes[0], out
     assert (tmp_path / 'plans' / 'plan-1GB.json').exists() and (tmp_path / 'plans' / 'plan-4.5bpw.json').exists()
+
+
+# --- 3. two runs, one output: the second writer is refused ----------------------------------------------------------
+
+HOLD = ('import sys; from ram.core import output_lock\n'
+        'with output_lock(sys.argv[1]): print("held", flush=True); sys.stdin.read()')
+
+
+def _holding(path):
+    "A second ram process that holds the lock on writing `path` until its stdin closes."
+    p = subprocess.Popen([sys.executable, '-c', HOLD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline().strip() == 'held'
+    return p
+
+
+def test_a_second_writer_of_the_same_output_is_refused(tmp_path, tiny, capsys):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    p = _holding(out)
+    try:
+        assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1
+        err = _one_error_line(capsys, 'quantize')
+        assert f'q is being written by another ram process (pid {p.pid}); wait for it or choose another output' in err
+        assert not out.exists()
+    finally:
+        p.stdin.close(); p.wait()
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0  # free again once the other one is done
+    assert sorted(x.name for x in tmp_path.iterdir()) == ['q']
+
+
+def test_a_second_writer_of_a_profile_is_refused(tmp_path, tiny, capsys):
+    src, _ = tiny
+    out = tmp_path / 'p.json'
+    p = _holding(out)
+    try:
+        assert main(['profile', str(src), '-o', str(out)]) == 1
+        assert f'p.json is being written by another ram process (pid {p.pid})' in _one_error_line(capsys, 'profile')
+        assert not out.exists()
+    finally:
+        p.stdin.close(); p.wait()
+
+
+def test_a_folder_that_appears_during_the_write_is_not_replaced(tmp_path, tiny):
+    src, _ = tiny
+    out = tmp_path / 'q'
+    with pytest.raises(FileExistsError, match='exists; pass overwrite=True'):
+        with core.atomic_folder(out) as tmp:
+            (tmp / 'new').write_text('new')
+            save_tiny_model(out)  # another writer (not ram's lock) finished first
+    assert 'new' not in os.listdir(out) and sorted(x.name for x in tmp_path.iterdir()) == ['q']
+
+
+# --- 7. leftovers of killed runs are cleared, an old copy that was never replaced is put back -----------------------
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, '-c', '']); p.wait()
+    return p.pid
+
+
+def test_an_interrupted_overwrite_is_undone_on_the_next_run(tmp_path, tiny, capsys):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
+    first = _files(out)
+    pid = _dead_pid()
+    os.rename(out, tmp_path / f'.q.old-{pid}')  # killed between the two renames of --overwrite
+    (tmp_path / f'.q.tmp-{pid}').mkdir()
+    capsys.readouterr()
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1  # the old copy is back: no overwrite, refused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == (f'ram: restored {out} from .q.old-{pid}: an --overwrite (pid {pid}) was interrupted before the '
+                      'new copy took its name'), err
+    assert err[1].startswith('ram quantize: error: ') and 'q exists; pass overwrite=True' in err[1], err
+    assert _files(out) == first and sorted(x.name for x in tmp_path.iterdir()) == ['q']
+
+
+def test_a_killed_delete_of_the_old_copy_is_cleared(tmp_path, tiny, capsys):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
+    pid = _dead_pid()
+    half = tmp_path / f'.q.old-{pid}'  # the new copy landed; the old one was being deleted
+    half.mkdir(); (half / 'config.json').write_text('{}')
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
+    assert sorted(x.name for x in tmp_path.iterdir()) == ['q']
+
+
+def test_a_killed_checkpoint_leaves_nothing_after_the_next_run(tmp_path, tiny):
+    from ram.profiler import partial_path, profile_to
+    src, _ = tiny
+    out = tmp_path / 'p.json'
+    pid = _dead_pid()
+    part = partial_path(out)
+    left = [part.with_name(f'.{part.name}.tmp-{pid}'), tmp_path / f'.p.json.tmp-{pid}']
+    for p in left: p.write_text('half')
+    profile_to(out, src, progress=False)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ['p.json']
