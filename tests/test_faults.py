@@ -77,7 +77,7 @@ def test_killed_quantize_leaves_complete_result_or_none(src, tmp_path):
             assert safetensors_payload(out) == plan.total_bytes
             assert json.loads((out / 'ram_plan.json').read_text())['total_bytes'] == plan.total_bytes
             mlx_lm.load(str(out))
-        assert all(n in ('plan.json', 'q') or n.startswith('.q.tmp-') for n in names), names
+        assert all(n in ('plan.json', 'q', '.q.lock') or n.startswith('.q.tmp-') for n in names), names  # lock: freed
     assert killed >= 3
     # the next run finishes and clears what killed runs left behind
     assert main(['quantize', str(src), str(tmp_path / 'plan.json'), '-o', str(out), '--overwrite']) == 0
