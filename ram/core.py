@@ -411,7 +411,8 @@ def _lock_fd(lock: Path, path) -> int:
 def output_lock(path):
     """Hold an exclusive lock on writing `path` (a file or folder) for the block: a sibling `.NAME.lock` holding our
     PID, removed at the end. Another process holding it raises `OutputLocked`, one line that names its PID."""
-    path = Path(path).expanduser().absolute()
+    path = Path(path).expanduser()
+    path = path.parent.resolve() / path.name  # one lock for one place, however it is named
     lock = path.with_name(f'.{path.name}.lock')
     if str(lock) in _HELD:
         yield
@@ -438,7 +439,8 @@ def recover_output(path) -> list[str]:
     """Clear what killed writers of `path` left beside it, touching only leftovers of processes that are gone: their
     temporary copies `.NAME.tmp-PID` are removed; an old copy `.NAME.old-PID` that `--overwrite` moved aside is put back
     (with a one-line message on stderr) when nothing holds the name `path`, else removed. Returns the messages."""
-    path = Path(path).expanduser().absolute()
+    path = Path(path).expanduser()
+    path = path.parent.resolve() / path.name
     said = []
     if not path.parent.is_dir(): return said
     for kind in ('tmp', 'old'):

@@ -31,7 +31,9 @@ from ram.core import (
     group_shards,
     model_bytes,
     model_hash,
+    output_lock,
     parse_budget,
+    recover_output,
     shard_names,
     tensor_bytes,
 )
@@ -294,15 +296,17 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
     Weights that come to more than the plan's budget (its `budget_bytes`, else its `total_bytes`) are an error, raised
     before the folder takes the name `out`."""
     out = Path(out).expanduser()
+    recover_output(out.resolve())  # an old copy a killed --overwrite left aside is put back before the check
     check_output_folder(out, overwrite, keep=[model])  # before any work; save_model_folder checks again
-    c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True,
-                       trust_remote_code=trust_remote_code)
-    check_disk(out, c.bytes + (1 << 20))  # weights plus headers, config and tokenizer
-    # save_weights empties `c.sources` as it goes, so each source weight is released once checked
-    save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,
-                      extra_files={'ram_plan.json': dumps(plan.to_dict())}, shard_bytes=_input_shard_bytes(c.path),
-                      donate=True, checks=c.sources,
-                      max_bytes=plan.budget_bytes if plan.budget_bytes is not None else plan.total_bytes)
+    with output_lock(out.resolve()):  # held from before the work, so a second writer of `out` is refused at once
+        c = load_condition(model, plan, lazy=True, dtype=dtype, force=force, keep_sources=True,
+                           trust_remote_code=trust_remote_code)
+        check_disk(out, c.bytes + (1 << 20))  # weights plus headers, config and tokenizer
+        # save_weights empties `c.sources` as it goes, so each source weight is released once checked
+        save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,
+                          extra_files={'ram_plan.json': dumps(plan.to_dict())}, shard_bytes=_input_shard_bytes(c.path),
+                          donate=True, checks=c.sources,
+                          max_bytes=plan.budget_bytes if plan.budget_bytes is not None else plan.total_bytes)
     actual = safetensors_payload(out)
     res = {'out': str(out), 'plan_bytes': plan.total_bytes, 'predicted_bytes': c.bytes, 'actual_bytes': actual,
            'rel_diff': (actual - plan.total_bytes) / plan.total_bytes}

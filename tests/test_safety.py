@@ -413,7 +413,9 @@ def test_a_second_writer_of_the_same_output_is_refused(tmp_path, tiny, capsys):
     out = tmp_path / 'q'
     p = _holding(out)
     try:
-        assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1
+        with pytest.MonkeyPatch.context() as m:  # refused before the model is loaded
+            m.setattr(quantizer, 'load_condition', lambda *a, **k: pytest.fail('the model was loaded'))
+            assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1
         err = _one_error_line(capsys, 'quantize')
         assert f'q is being written by another ram process (pid {p.pid}); wait for it or choose another output' in err
         assert not out.exists()
@@ -452,7 +454,7 @@ def _dead_pid() -> int:
     return p.pid
 
 
-def test_an_interrupted_overwrite_is_undone_on_the_next_run(tmp_path, tiny, capsys):
+def test_an_interrupted_overwrite_is_undone_on_the_next_run(tmp_path, tiny, capsys, monkeypatch):
     src, plan = tiny
     out = tmp_path / 'q'
     assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
@@ -461,7 +463,8 @@ def test_an_interrupted_overwrite_is_undone_on_the_next_run(tmp_path, tiny, caps
     os.rename(out, tmp_path / f'.q.old-{pid}')  # killed between the two renames of --overwrite
     (tmp_path / f'.q.tmp-{pid}').mkdir()
     capsys.readouterr()
-    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1  # the old copy is back: no overwrite, refused
+    monkeypatch.setattr(quantizer, 'load_condition', lambda *a, **k: pytest.fail('the model was loaded'))
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1  # the old copy is back: refused before work
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == (f'ram: restored {out} from .q.old-{pid}: an --overwrite (pid {pid}) was interrupted before the '
                       'new copy took its name'), err
