@@ -343,10 +343,7 @@ def dynamic_sensitivities(
     return {k: float(v) for k, v in s}
 
 
-MLX_LM_LEVELS = (
-    QuantConfig(4, 64),
-    QuantConfig(5, 64),
-)  # mlx_lm.dynamic_quant's --low-bits/--high-bits and group sizes
+MLX_LM_LEVELS = (QuantConfig(4, 64), QuantConfig(5, 64))  # mlx_lm.dynamic_quant's --low-bits/--high-bits and groups
 
 
 def _bpw_all(ts, c: QuantConfig, fixed: int, n: int, dtype: str) -> float:

@@ -273,10 +273,8 @@ def cmd_profile(args):
 
 def _plan_table(plans) -> str:
     rows = [
-        (
-            f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  "
-            "groups (share of weights)"
-        )
+        f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  "
+        "groups (share of weights)"
     ]
     for p in plans:
         w = p.group_bytes(keep='16b')
@@ -317,10 +315,8 @@ def cmd_quantize(args):
 def _stats_table(results: dict, sizes: dict | None = None) -> str:
     "Fixed-width statistics of `PPLResult`s: corpus PPL, mean, median, P95, P99, outliers, with the median's interval."
     rows = [
-        (
-            f"  {'condition':<22}{'size (GB)':>10}{'corpus':>10}{'mean':>10}{'median':>10}{'median 95% CI':>20}"
-            f"{'P95':>10}{'P99':>10}{'>100':>6}"
-        )
+        f"  {'condition':<22}{'size (GB)':>10}{'corpus':>10}{'mean':>10}{'median':>10}{'median 95% CI':>20}"
+        f"{'P95':>10}{'P99':>10}{'>100':>6}"
     ]
     for k, r in results.items():
         s, size = r.stats, (sizes or {}).get(k)

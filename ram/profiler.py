@@ -329,9 +329,8 @@ def profile_to(
         check_disk(path, 1 << 20, 'the profile')
         prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds,
                        trust_remote_code=trust_remote_code, **settings)
-        check_disk(
-            path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile'
-        )  # about 300 bytes of JSON a row, written beside itself
+        # about 300 bytes of JSON a row, written beside itself
+        check_disk(path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile')
         prof.save(path)
         part.unlink(missing_ok=True)
     return prof

@@ -131,9 +131,8 @@ def save_weights(folder, model: nn.Module, shard_bytes: int | None = None, donat
         [(k, v.nbytes) for k, v in weights.items()], min(shard_bytes or MAX_SHARD_BYTES, MAX_SHARD_BYTES)
     )
     if donate: model.update(tree_map(lambda _: mx.array([]), model.parameters()))
-    checks = (
-        checks if checks is not None else {}
-    )  # entries are removed as they are checked: a kept source would stay in memory
+    # entries are removed as they are checked: a kept source would stay in memory
+    checks = checks if checks is not None else {}
     files = shard_names(len(shards))
     for names, fname in zip(shards, files):
         shard = {k: weights.pop(k) for k in names}
