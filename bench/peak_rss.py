@@ -38,35 +38,11 @@ import sys
 import time
 from pathlib import Path
 
+_QWEN3 = dict(model_type='qwen3', num_key_value_heads=8, head_dim=128, vocab_size=151936, rms_norm_eps=1e-6,
+              rope_theta=1e6, max_position_embeddings=40960, tie_word_embeddings=True)
 ARCHS = {  # the published configs of these models; only num_hidden_layers is changed
-    'qwen3-4b': dict(
-        model_type='qwen3',
-        hidden_size=2560,
-        intermediate_size=9728,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=151936,
-        rms_norm_eps=1e-6,
-        rope_theta=1e6,
-        max_position_embeddings=40960,
-        tie_word_embeddings=True,
-        num_hidden_layers=36,
-    ),
-    'qwen3-0.6b': dict(
-        model_type='qwen3',
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=151936,
-        rms_norm_eps=1e-6,
-        rope_theta=1e6,
-        max_position_embeddings=40960,
-        tie_word_embeddings=True,
-        num_hidden_layers=28,
-    ),
+    'qwen3-4b': dict(_QWEN3, hidden_size=2560, intermediate_size=9728, num_attention_heads=32, num_hidden_layers=36),
+    'qwen3-0.6b': dict(_QWEN3, hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_hidden_layers=28),
 }
 
 CHILD = r'''
