@@ -15,7 +15,7 @@ RUN = LD_PRELOAD="$(BLAS)$(if $(LD_PRELOAD),:$(LD_PRELOAD),)" RAM_BLAS_CHECKED=1
 
 setup: $(STAMP)
 
-$(STAMP): settings.ini setup.py tools/setup-blas.sh tools/setup-chromium.sh tools/setup-mathjax.sh
+$(STAMP): settings.ini setup.py tools/apt-install.sh tools/setup-blas.sh tools/setup-chromium.sh tools/setup-mathjax.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"

@@ -12,16 +12,5 @@ for d in /usr/share/javascript/mathjax /usr/share/mathjax2; do
 done
 NONE="set RAM_MATHJAX to a MathJax 2 folder for offline docs math"
 [ "$(uname -s)" = Linux ] || { echo "setup-mathjax: no MathJax 2 found; $NONE"; exit 0; }
-command -v apt-get >/dev/null 2>&1 || { echo "setup-mathjax: no apt-get; $NONE"; exit 0; }
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-  if sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
-    echo "setup-mathjax: not root and no passwordless sudo; 'apt-get install libjs-mathjax' for offline docs math"
-    exit 0; fi
-fi
-echo "setup-mathjax: installing libjs-mathjax"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get install -y -q libjs-mathjax >/dev/null 2>&1 \
-  || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q libjs-mathjax >/dev/null 2>&1; } \
-  || echo "setup-mathjax: apt-get could not install libjs-mathjax; the docs will load MathJax from its CDN"
-exit 0
+bash "$(dirname "$0")/apt-install.sh" setup-mathjax libjs-mathjax "$NONE" "for offline docs math" \
+  "the docs will load MathJax from its CDN"
