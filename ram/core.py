@@ -375,6 +375,12 @@ class OutputLocked(OSError):
 _HELD: set[str] = set()  # the locks this process holds, so that a writer may take its own lock again
 
 
+def _place(path) -> Path:
+    "`path` with its folder resolved (not the name itself, which may be a link): one place however it is spelled."
+    path = Path(path).expanduser()
+    return path.parent.resolve() / path.name
+
+
 def _lock_holder(lock: Path) -> str:
     try: return lock.read_text().strip() or '?'
     except OSError: return '?'
@@ -411,8 +417,7 @@ def _lock_fd(lock: Path, path) -> int:
 def output_lock(path):
     """Hold an exclusive lock on writing `path` (a file or folder) for the block: a sibling `.NAME.lock` holding our
     PID, removed at the end. Another process holding it raises `OutputLocked`, one line that names its PID."""
-    path = Path(path).expanduser()
-    path = path.parent.resolve() / path.name  # one lock for one place, however it is named
+    path = _place(path)
     lock = path.with_name(f'.{path.name}.lock')
     if str(lock) in _HELD:
         yield
@@ -439,8 +444,7 @@ def recover_output(path) -> list[str]:
     """Clear what killed writers of `path` left beside it, touching only leftovers of processes that are gone: their
     temporary copies `.NAME.tmp-PID` are removed; an old copy `.NAME.old-PID` that `--overwrite` moved aside is put back
     (with a one-line message on stderr) when nothing holds the name `path`, else removed. Returns the messages."""
-    path = Path(path).expanduser()
-    path = path.parent.resolve() / path.name
+    path = _place(path)
     said = []
     if not path.parent.is_dir(): return said
     for kind in ('tmp', 'old'):
