@@ -16,7 +16,7 @@ from .allocator import achievable_range, plan_budgets
 from .blas import ensure_fast_blas
 from .core import BUDGET_FORMS, GB, Plan, Profile, dumps, parse_budget, safe_path_component, write_atomic
 from .evaluate import downstream, perplexity
-from .profiler import cached_profile, profile_to
+from .profiler import MODES, cached_profile, profile_to
 from .quantizer import load_condition, quantize_to_folder
 from .reproduce import reproduce
 from .scoring import get_protocol
@@ -110,8 +110,9 @@ def _parser() -> argparse.ArgumentParser:
         '--mode',
         nargs='+',
         default=['weight'],
-        choices=['weight', 'activation'],
-        help='Distortion modes to measure (default: weight).',
+        choices=list(MODES),
+        help='Distortion modes to measure (default: weight). fisher: the predicted KL to the base model, in nats per '
+        'token, from a diagonal Fisher (forward and backward passes over the calibration windows).',
     )
     pp.add_argument('--extended', action='store_true', help='Also offer mxfp4, nvfp4 and mxfp8.')
     pp.add_argument(
@@ -144,7 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument('--budget', nargs='+', action='extend', required=True, type=_budget_arg,
                     help="Budget(s): '16GB', '16.3 GB', '4.5bpw', or bytes. Repeat or list several for a sweep.")
     pa._negative_number_matcher = re.compile(r'^-\.?\d')  # '-1GB' is a (refused) budget, not an option
-    pa.add_argument('--mode', default='weight', help='Which distortion column to allocate on (default: weight).')
+    pa.add_argument(
+        '--mode',
+        default='weight',
+        help='Which distortion column to allocate on (default: weight); fisher needs a profile measured with it.',
+    )
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
     pq = sub.add_parser(
         'quantize',

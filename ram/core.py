@@ -31,11 +31,12 @@ import ram
 
 # %% auto #0
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'MAX_BUDGET',
-           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize',
-           'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file',
-           'git_commit', 'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder',
-           'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output', 'Profile', 'TensorChoice',
-           'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards', 'check_disk']
+           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'LOSS_MODES', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs',
+           'itemsize', 'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets',
+           'sha256_file', 'git_commit', 'provenance', 'dumps', 'safe_path_component', 'is_model_folder',
+           'check_output_folder', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output',
+           'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards',
+           'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -473,6 +474,9 @@ def _read_json(path, what: str, schema: str) -> dict:
     return obj
 
 
+LOSS_MODES = ('fisher',)  # distortion modes measured in the model's loss (nats per token): D = d
+
+
 @dataclass(frozen=True)
 class Profile:
     "Measured per-(tensor, config) damage of one model: `table` (a pandas DataFrame) and `meta`."
@@ -503,12 +507,13 @@ class Profile:
     def modes(self) -> list[str]: return [c[2:] for c in self.table.columns if c.startswith('d_')]
 
     def allocation_table(self, mode: str = 'weight'):
-        "Rows the allocator may choose (vetoed configs dropped) with `D = prior * alpha * d_<mode>`."
+        """Rows the allocator may choose (vetoed configs dropped) with `D = prior * alpha * d_<mode>`, or `D = d_<mode>`
+        for a mode in `LOSS_MODES` (already a loss: nothing multiplied on top)."""
         if mode not in self.modes:
             raise ValueError(f'profile has no {mode!r} distortion; it has: {", ".join(self.modes)}')
         t = self.table[~self.table.vetoed.astype(bool)].reset_index(drop=True).copy()
         t['d'] = t[f'd_{mode}']
-        t['D'] = t.prior * t.alpha * t.d
+        t['D'] = t.d if mode in LOSS_MODES else t.prior * t.alpha * t.d
         return t
 
     def to_dict(self) -> dict:

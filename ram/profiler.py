@@ -17,10 +17,12 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pandas as pd
-from mlx.utils import tree_unflatten
+from mlx.utils import tree_flatten, tree_unflatten
+from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from ram.core import (
+    LOSS_MODES,
     Profile,
     QuantConfig,
     cache_dir,
@@ -48,9 +50,10 @@ from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32,
 
 
 # %% auto #0
-__all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
-           'input_channel_stats', 'calibrate_alpha', 'profile', 'profile_path', 'partial_path', 'profile_to',
-           'cached_profile']
+__all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors',
+           'prior', 'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'profile', 'profile_path',
+           'partial_path', 'profile_to', 'cached_profile', 'base_log_probs', 'kl_to_base', 'quantized_kl',
+           'instrument_pairs', 'instrument', 'instrument_summary', 'plot_instrument']
 
 # %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -63,8 +66,11 @@ BLOCK_BYTES = 1 << 25  # fp32 bytes of the row block measured at once: bounds th
 
 
 def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfloat16',
-                  col_weight: mx.array | None = None, block_bytes: int = BLOCK_BYTES) -> dict[QuantConfig, dict]:
-    "Relative squared error of `w` under each config: `{'weight': d}` plus `'activation'` when `col_weight` is given."
+                  col_weight: mx.array | None = None, fisher: mx.array | None = None,
+                  block_bytes: int = BLOCK_BYTES) -> dict[QuantConfig, dict]:
+    """Relative squared error of `w` under each config: `{'weight': d}`, plus `'activation'` (the error weighted per
+    input channel by `col_weight`, relative) and `'fisher'` (`1/2 sum F * err^2` with `fisher` of `w`'s shape: an
+    absolute loss) when those are given."""
     if not mx.issubdtype(w.dtype, mx.floating):
         raise ValueError(
             f'weight of dtype {w.dtype} is not a float tensor (an already-quantized layer?); profile the '
@@ -73,24 +79,27 @@ def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfl
     w2 = w.reshape(-1, w.shape[-1])  # stacked experts (E, out, in) are rows too: groups run along the input axis
     step = max(1, block_bytes // (4 * w2.shape[1]))
     s = None if col_weight is None else col_weight.astype(mx.float32)
+    f2 = None if fisher is None else fisher.reshape(w2.shape)
     norm = snorm = 0.0
-    sums = {c: [0.0, 0.0] for c in configs}
+    sums = {c: [0.0, 0.0, 0.0] for c in configs}
     for i in range(0, w2.shape[0], step):  # row blocks: quantization groups never cross rows, so the codes are the same
         b32 = w2[i:i + step].astype(mx.float32)
         bs = w2[i:i + step].astype(getattr(mx, dtype))
         n = [mx.sum(b32 * b32)] + ([mx.sum(b32 * b32 * s)] if s is not None else [])
         mx.eval(n)
         norm += float(n[0]); snorm += float(n[-1])
+        fb = None if f2 is None else f2[i:i + step].astype(mx.float32)
         for c in configs:
             e = mx.square(b32 - _deq(bs, c).astype(mx.float32))
-            r = [mx.sum(e)] + ([mx.sum(e * s)] if s is not None else [])
+            r = [mx.sum(e), mx.sum(e * s) if s is not None else 0.0, mx.sum(e * fb) if fb is not None else 0.0]
             mx.eval(r)
-            sums[c][0] += float(r[0]); sums[c][1] += float(r[-1])
-    if norm == 0.0:  # an all-zero tensor: every config stores it exactly
-        return {c: {'weight': 0.0, **({'activation': 0.0} if s is not None else {})} for c in configs}
-    return {
-        c: {'weight': v[0] / norm, **({'activation': v[1] / snorm} if s is not None else {})} for c, v in sums.items()
-    }
+            for k in range(3): sums[c][k] += float(r[k])
+    out = {}
+    for c, (e, es, ef) in sums.items():
+        out[c] = {'weight': e / norm if norm else 0.0}  # an all-zero tensor: every config stores it exactly
+        if s is not None: out[c]['activation'] = es / snorm if snorm else 0.0
+        if f2 is not None: out[c]['fisher'] = 0.5 * ef
+    return out
 
 # %% ../nbs/02_profiler.ipynb #77f550c5
 PRIORS = {'embedding': 10.0, 'lm_head': 10.0, 'router': 8.0, 'first_layer': 3.0, 'last_layer': 2.0, 'default': 1.0}
@@ -163,9 +172,41 @@ def calibrate_alpha(model: nn.Module, wins: np.ndarray, eps: float = 5e-3, seed:
         out[t.name] = max(float((nll - base) / eps), floor)
     return out
 
+# %% ../nbs/02_profiler.ipynb #a394fe09
+def fisher_diagonal(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None, seed: int = 0,
+                    progress: bool = True) -> dict[str, mx.array]:
+    """Per-token diagonal Fisher (fp32) of the weight of each tensor in `names` (default: every quantizable tensor):
+    squared gradients of the NLL of labels drawn from the model's own predictive distribution, summed over the windows
+    `wins` and divided by the number of predicted tokens. Only these weights get gradients."""
+    mods = dict(model.named_modules())
+    names = [t.name for t in quantizable_tensors(model)] if names is None else list(names)
+    missing = [n for n in names if n not in mods or not hasattr(mods[n], 'weight')]
+    if missing: raise ValueError(f'no weight to take a Fisher of at {missing[:3]}; valid: quantizable tensor names')
+
+    def loss(mdl, x, key):
+        logits = mdl(x).astype(mx.float32)
+        y = mx.random.categorical(mx.stop_gradient(logits), key=key)  # labels from the model's own distribution
+        return nn.losses.cross_entropy(logits, y, reduction='sum')
+
+    grad = nn.value_and_grad(model, loss)
+    acc = {n: mx.zeros(mods[n].weight.shape, mx.float32) for n in names}
+    model.freeze()
+    for n in names: mods[n].unfreeze(keys=['weight'], recurse=False)
+    try:
+        for i, w in enumerate(tqdm(wins, desc='fisher', unit='window', disable=not progress)):
+            _, g = grad(model, mx.array(w[None, :-1]), mx.random.key(seed * 1_000_003 + i))
+            g = dict(tree_flatten(g))
+            for n in names: acc[n] = acc[n] + mx.square(g[f'{n}.weight'].astype(mx.float32))
+            mx.eval(list(acc.values()))
+    finally:
+        model.unfreeze()
+    ntok = wins.shape[0] * (wins.shape[1] - 1)
+    return {n: a / ntok for n, a in acc.items()}
+
 # %% ../nbs/02_profiler.ipynb #4dcb2e39
 SQNR_CAP = 999.0  # dB reported for an exact (zero-error) config
-MODES = ('weight', 'activation')
+MODES = ('weight', 'activation', 'fisher')
+GRAD_BYTES = 1 << 32  # fp32 Fisher accumulators held at once (4 GiB): more tensors than that take more passes
 
 
 PROFILER_VERSION = 3  # bump when a change alters measured values, so cached profiles are not reused
@@ -181,10 +222,19 @@ def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto
         'priors': {**PRIORS, **(priors or {})},
         'alpha': bool(alpha),
         'calibration': {'n': calib_n, 'length': calib_length, 'seed': seed}
-        if (alpha or 'activation' in modes)
+        if (alpha or 'activation' in modes or 'fisher' in modes)
         else None,
         'veto_db': float(veto_db),
     }
+
+
+def _slices(ts, grad_bytes: int) -> list[list[str]]:
+    "Consecutive tensors grouped so each group's fp32 accumulators fit `grad_bytes` (a bigger tensor goes alone)."
+    out, size = [], 0
+    for t in ts:
+        if not out or size + 4 * t.numel > grad_bytes: out.append([]); size = 0
+        out[-1].append(t.name); size += 4 * t.numel
+    return out
 
 
 def _read_partial(path, key: dict) -> dict:
@@ -198,11 +248,13 @@ def _read_partial(path, key: dict) -> dict:
 def profile(model='reference', modes: Sequence[str] = ('weight',), extended: bool = False, dtype: str = 'bfloat16',
             priors: Mapping[str, float] | None = None, alpha: bool = False, calib_n: int = 4, calib_length: int = 512,
             veto_db: float = 9.0, seed: int = 0, progress: bool = True, stats: dict | None = None,
-            resume=None, checkpoint_seconds: float = 30.0, trust_remote_code: bool = False) -> Profile:
+            resume=None, checkpoint_seconds: float = 30.0, trust_remote_code: bool = False,
+            grad_bytes: int = GRAD_BYTES) -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
     every `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in
-    it. `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
+    it. `trust_remote_code`: let the folder's own Python code run while loading (see `load`). The `fisher` mode keeps
+    the model in memory, runs at its dtype (fp32 on a CPU) and holds at most `grad_bytes` of Fisher accumulators."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes:
@@ -225,11 +277,16 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         )
     key = {'model_hash': meta['model_hash'], 'settings': meta['settings'], 'tensors': [t.name for t in ts]}
     done = _read_partial(resume, key) if resume else {}
-    chan, alphas = {}, {}
-    if 'activation' in modes or alpha:
+    chan, alphas, fisher, slices = {}, {}, {}, []
+    if 'activation' in modes or alpha or 'fisher' in modes:
         wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
+    if 'fisher' in modes:
+        if mx.default_device() == mx.cpu: to_fp32(m)  # the same values; bf16 matmuls are slow on a CPU
+        slices = _slices([t for t in ts if t.name not in done], grad_bytes)
+        meta['fisher'] = {'distribution': 'model', 'windows': int(wins.shape[0]), 'tokens': int(wins[:, 1:].size),
+                          'passes': len(slices)}
     mods = dict(m.named_modules())
     rows, n_w, t0, saved_at = {}, 0, time.perf_counter(), time.monotonic()
     bar = tqdm(ts, desc='profile', unit='tensor', disable=not progress)
@@ -237,7 +294,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         mod = mods[t.name]
         if t.name in done:  # finished by a run that was stopped: not measured again
             rows[t.name] = done[t.name]
-            mod.weight = mx.zeros((0,), dtype=mod.weight.dtype)
+            if 'fisher' not in modes: mod.weight = mx.zeros((0,), dtype=mod.weight.dtype)
             continue
         w = mod.weight
         if not mx.issubdtype(w.dtype, mx.floating):
@@ -248,7 +305,9 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
                 'first.'
             )
         cs = t.configs(extended)
-        errs = tensor_errors(w, cs, dtype, chan.get(t.name))
+        if slices and t.name not in fisher:  # the next slice's Fisher: one pass over the windows
+            fisher = fisher_diagonal(m, wins, slices.pop(0), seed=seed, progress=progress)
+        errs = tensor_errors(w, cs, dtype, chan.get(t.name), fisher.pop(t.name, None))
         p = prior(t, n_layers, priors)
         rows[t.name] = []
         for c in cs:
@@ -268,13 +327,14 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
                     'bytes': tensor_bytes(t.shape, c, dtype),
                     'd_weight': dw,
                     **({'d_activation': errs[c].get('activation', dw)} if 'activation' in modes else {}),
+                    **({'d_fisher': errs[c]['fisher']} if 'fisher' in modes else {}),
                     'sqnr': sq,
                     'prior': p,
                     'alpha': alphas.get(t.name, 1.0),
                     'vetoed': bool(c.quantized and sq < veto_db),
                 }
             )
-        mod.weight = mx.zeros((0,), dtype=w.dtype)  # stream: let this tensor's memory go
+        if 'fisher' not in modes: mod.weight = mx.zeros((0,), dtype=w.dtype)  # stream: let this tensor's memory go
         del w
         n_w += t.numel * len(cs)
         bar.set_postfix_str(f'{n_w / (time.perf_counter() - t0) / 1e6:.1f}M weight-configs/s')
@@ -285,7 +345,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     if stats is not None:
         stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts), resumed=len(done))
     cols = ['tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes', 'd_weight',
-            *(['d_activation'] if 'activation' in modes else []), 'sqnr', 'prior', 'alpha', 'vetoed']
+            *(['d_activation'] if 'activation' in modes else []), *(['d_fisher'] if 'fisher' in modes else []),
+            'sqnr', 'prior', 'alpha', 'vetoed']
     return Profile(pd.DataFrame([r for t in ts for r in rows[t.name]], columns=cols), meta)
 
 # %% ../nbs/02_profiler.ipynb #93df67f9
@@ -347,3 +408,108 @@ def cached_profile(model='reference', cache_root=None, progress: bool = True, st
         return Profile.load(path), path
     prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code, **settings)
     return prof, path
+
+# %% ../nbs/02_profiler.ipynb #51f92198
+def base_log_probs(model: nn.Module, wins: np.ndarray) -> list[mx.array]:
+    "Next-token log-probabilities (fp32, one `(length-1, vocab)` array per window) of `model` as it is now."
+    out = []
+    for w in wins:
+        with cpu_attention():
+            lg = model(mx.array(w[None, :-1]))[0].astype(mx.float32)
+        lp = lg - mx.logsumexp(lg, axis=-1, keepdims=True)
+        mx.eval(lp)
+        out.append(lp)
+    return out
+
+
+def kl_to_base(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array]) -> float:
+    "Mean per-token KL(base || model), nats, over `wins` (`base` from `base_log_probs` on the same windows)."
+    tot = 0.0
+    for w, bp in zip(wins, base):
+        lq = base_log_probs(model, w[None])[0]
+        tot += float(mx.sum(mx.exp(bp) * (bp - lq)))
+    return tot / sum(len(b) for b in base)
+
+
+def quantized_kl(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array], configs: Mapping[str, QuantConfig],
+                 dtype: str = 'bfloat16') -> float:
+    """`kl_to_base` with the tensors named in `configs` replaced by their dequantized quantization (each cast to
+    `dtype` first, as it ships); the weights are restored after."""
+    mods = dict(model.named_modules())
+    keep = {n: mods[n].weight for n in configs}
+    try:
+        for n, c in configs.items():
+            w = keep[n]
+            mods[n].weight = _deq(w.astype(getattr(mx, dtype)), c).astype(w.dtype)
+        return kl_to_base(model, wins, base)
+    finally:
+        for n, w in keep.items(): mods[n].weight = w
+
+# %% ../nbs/02_profiler.ipynb #b60cbd1e
+def instrument_pairs(profile: Profile, n: int = 64, seed: int = 0) -> pd.DataFrame:
+    """`n` (tensor, config) rows of the profile's offered quantized configs, spread over tensor roles (the last part of
+    the name: q_proj, down_proj, embed_tokens, ...), layers and bit-widths: role and bit-width take turns, the tensor
+    is drawn (seeded) among those of the role not yet used."""
+    t = profile.table[~profile.table.vetoed.astype(bool) & (profile.table.bits < 16)].copy()
+    if t.empty: raise ValueError('the profile offers no quantized config to measure')
+    t['role'] = t.tensor.str.split('.').str[-1]
+    roles, bits = sorted(t.role.unique()), sorted(t.bits.unique())
+    rng, picked, used = np.random.default_rng(seed), [], set()
+    for k in range(min(n, len(t))):
+        role, b = roles[k % len(roles)], bits[(k // len(roles)) % len(bits)]
+        cand = t[(t.role == role) & ~t.index.isin(picked)]
+        fresh = cand[~cand.tensor.isin(used)]
+        cand = fresh if len(fresh) else cand
+        exact = cand[cand.bits == b]
+        cand = exact if len(exact) else cand
+        if cand.empty: cand = t[~t.index.isin(picked)]
+        r = cand.index[rng.integers(len(cand))]
+        picked.append(r); used.add(t.tensor[r])
+    return t.loc[picked, ['tensor', 'role', 'layer', 'config', 'bits', 'group_size']].reset_index(drop=True)
+
+
+def instrument(model: nn.Module, profile: Profile, pairs: pd.DataFrame, wins: np.ndarray,
+               modes: Sequence[str] | None = None, progress: bool = True) -> pd.DataFrame:
+    """For each pair, the measured KL of quantizing that tensor alone (`kl`) beside each mode's predicted `D`
+    (`D_<mode>`), on held-out windows `wins`. The model should be the profiled one, unquantized."""
+    modes = list(modes or profile.modes)
+    tabs = {md: profile.allocation_table(md).set_index(['tensor', 'config']).D for md in modes}
+    dtype = profile.meta.get('dtype', 'bfloat16')
+    base = base_log_probs(model, wins)
+    rows = []
+    for r in tqdm(pairs.itertuples(), total=len(pairs), desc='instrument', unit='pair', disable=not progress):
+        kl = quantized_kl(model, wins, base, {r.tensor: QuantConfig.parse(r.config)}, dtype)
+        rows.append({**r._asdict(), 'kl': kl, **{f'D_{md}': float(tabs[md][(r.tensor, r.config)]) for md in modes}})
+    return pd.DataFrame(rows).drop(columns='Index')
+
+
+def instrument_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per mode: Spearman rank correlation of predicted `D` with measured KL (and its p-value), and the median ratio
+    predicted/measured (meaningful for loss-scaled modes only)."""
+    out = []
+    for c in [c for c in df.columns if c.startswith('D_')]:
+        rho, p = spearmanr(df[c], df.kl)
+        ratio = (df[c] / df.kl.where(df.kl > 0)).median()
+        out.append({'mode': c[2:], 'pairs': len(df), 'spearman': rho, 'p_value': p,
+                    'median_pred_over_measured': ratio if c[2:] in LOSS_MODES else float('nan')})
+    return pd.DataFrame(out).set_index('mode')
+
+# %% ../nbs/02_profiler.ipynb #c793e031
+def plot_instrument(df: pd.DataFrame, title: str = ''):
+    "Measured KL against each mode's predicted D, log-log, one panel per mode, with the rank correlation."
+    import matplotlib.pyplot as plt
+    modes = [c[2:] for c in df.columns if c.startswith('D_')]
+    fig, axes = plt.subplots(1, len(modes), figsize=(3.6 * len(modes), 3.4), squeeze=False)
+    summ = instrument_summary(df)
+    for ax, md in zip(axes[0], modes):
+        for b, g in df.groupby('bits'): ax.scatter(g.kl, g[f'D_{md}'], s=14, label=f'{b}-bit')
+        ax.set(xscale='log', yscale='log', xlabel='measured KL to base (nats/token)',
+               title=f"{md}: Spearman {summ.loc[md, 'spearman']:.2f}")
+        if md in LOSS_MODES:
+            lo, hi = df.kl[df.kl > 0].min(), df.kl.max()
+            ax.plot([lo, hi], [lo, hi], 'k--', lw=0.8)
+        ax.set_ylabel(f'predicted D ({md})')
+    axes[0][0].legend(fontsize=7)
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -111,9 +111,10 @@ def windows(tokens: np.ndarray, protocol: Protocol) -> tuple[np.ndarray, np.ndar
     return w, idx
 
 # %% ../nbs/01a_scoring.ipynb #8edb47106e1a46a883d545849b8ab81b
-def calibration_windows(tokens: np.ndarray, n: int = 4, length: int = 512, exclude=None) -> np.ndarray:
+def calibration_windows(tokens: np.ndarray, n: int = 4, length: int = 512, exclude=None, skip: int = 0) -> np.ndarray:
     """`n` windows of `length` tokens drawn from the stretches of `tokens` outside the paper protocol's evaluation
-    windows."""
+    windows. `skip` passes over the first `skip` draws: `skip=k` gives windows disjoint from those of any `n <= k`
+    (held-out calibration tokens)."""
     exclude = exclude or PROTOCOLS['paper']
     total = len(tokens) // exclude.length
     if total == 0:
@@ -125,12 +126,13 @@ def calibration_windows(tokens: np.ndarray, n: int = 4, length: int = 512, exclu
     tail = tokens[total * exclude.length:]
     if len(tail): spans.append(tail)
     cand = [s[j:j + length] for s in spans for j in range(0, len(s) - length + 1, length)]
-    if len(cand) < n:
+    if not (isinstance(skip, int) and skip >= 0): raise ValueError(f'skip must be an integer >= 0, got {skip!r}')
+    if len(cand) < n + skip:
         raise ValueError(
-            f'only {len(cand)} calibration windows of {length} tokens lie outside the evaluation windows; ask for '
-            'fewer or shorter'
+            f'only {len(cand)} calibration windows of {length} tokens lie outside the evaluation windows; asked for '
+            f'{n}{f" after skipping {skip}" if skip else ""}: ask for fewer or shorter'
         )
-    pick = np.random.default_rng(0).permutation(len(cand))[:n]
+    pick = np.random.default_rng(0).permutation(len(cand))[skip:skip + n]
     return np.stack([cand[i] for i in sorted(pick)])
 
 # %% ../nbs/01a_scoring.ipynb #f5e2ff31
