@@ -209,7 +209,7 @@ MODES = ('weight', 'activation', 'fisher')
 GRAD_BYTES = 1 << 32  # fp32 Fisher accumulators held at once (4 GiB): more tensors than that take more passes
 
 
-PROFILER_VERSION = 3  # bump when a change alters measured values, so cached profiles are not reused
+PROFILER_VERSION = 4  # bump when a change alters measured values, so cached profiles are not reused
 PARTIAL_SCHEMA = 'ram.profile-partial/1'
 
 
@@ -280,10 +280,10 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     chan, alphas, fisher, slices = {}, {}, {}, []
     if 'activation' in modes or alpha or 'fisher' in modes:
         wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
+        if mx.default_device() == mx.cpu: to_fp32(m)  # the same weights; bf16 matmuls are slow on a CPU
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
     if 'fisher' in modes:
-        if mx.default_device() == mx.cpu: to_fp32(m)  # the same values; bf16 matmuls are slow on a CPU
         slices = _slices([t for t in ts if t.name not in done], grad_bytes)
         meta['fisher'] = {'distribution': 'model', 'windows': int(wins.shape[0]), 'tokens': int(wins[:, 1:].size),
                           'passes': len(slices)}

@@ -1,0 +1,127 @@
+"""Which D to trust: each distortion mode's prediction against the KL measured when quantizing.
+
+    python bench/d_instrument.py [--model reference] [--pairs 64] [--held-n 4] [--held-length 512]
+                                 [--modes weight activation fisher] [--calib-n 16] [--runs runs]
+
+1. Single tensors: `--pairs` (tensor, config) pairs spread over roles, layers and bit-widths
+   (`ram.profiler.instrument_pairs`), each quantized alone; the mean per-token KL to the base model
+   on held-out calibration windows (disjoint from the profile's and from every evaluation window)
+   beside each mode's predicted D; Spearman rank correlation per mode.
+2. Additivity: whole plans (uniform 4b-g64, 4b-g32, 3b-g64 and RAM on each mode at uniform 4b-g64's
+   bytes): the sum of the predicted D against the measured KL of the plan.
+Writes RUNS/<model>/d_instrument.{csv,md,png}; the pair measurements are cached in
+RUNS/<model>/cache/instrument-*.json, so a stopped run resumes.
+"""
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+
+def _md(df, digits: int = 4) -> str:
+    "A pandas table as a markdown table (no tabulate needed)."
+    def f(v): return f'{v:.{digits}g}' if isinstance(v, float) else str(v)
+    cols = list(df.columns)
+    out = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+    out += ['| ' + ' | '.join(f(v) for v in r) + ' |' for r in df.itertuples(index=False)]
+    return '\n'.join(out)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model', default='reference')
+    p.add_argument('--pairs', type=int, default=64)
+    p.add_argument('--held-n', type=int, default=4)
+    p.add_argument('--held-length', type=int, default=512)
+    p.add_argument('--modes', nargs='+', default=['weight', 'activation', 'fisher'])
+    p.add_argument('--calib-n', type=int, default=16)
+    p.add_argument('--calib-length', type=int, default=512)
+    p.add_argument('--runs', default='runs')
+    a = p.parse_args()
+    from ram.blas import ensure_fast_blas
+    ensure_fast_blas()
+    import matplotlib
+    matplotlib.use('Agg')
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from ram.allocator import plan_budgets
+    from ram.baselines import uniform_plan
+    from ram.core import QuantConfig
+    from ram.models import load
+    from ram.profiler import (base_log_probs, cached_profile, instrument_pairs, instrument_summary, plot_instrument,
+                              quantized_kl)
+    from ram.reproduce import model_slug
+    from ram.scoring import calibration_windows, corpus_tokens, to_fp32
+
+    t0 = time.perf_counter()
+    modes = tuple(dict.fromkeys(['weight', *a.modes]))
+    prof, ppath = cached_profile(a.model, modes=modes, calib_n=a.calib_n, calib_length=a.calib_length)
+    runs = Path(a.runs) / model_slug(a.model)
+    (runs / 'cache').mkdir(parents=True, exist_ok=True)
+    m, tok = load(a.model)
+    to_fp32(m)
+    skip = max(64, a.calib_n)  # disjoint from the profile's calibration windows
+    held = calibration_windows(corpus_tokens(tok), a.held_n, a.held_length, skip=skip)
+    key = hashlib.sha256(json.dumps([prof.meta['model_hash'], held.tolist()]).encode()).hexdigest()[:12]
+    cache = runs / 'cache' / f'instrument-{key}.json'
+    done = json.loads(cache.read_text()) if cache.exists() else {}
+    base = base_log_probs(m, held)
+    dtype = prof.meta.get('dtype', 'bfloat16')
+
+    def kl(configs, name):
+        if name not in done:
+            done[name] = quantized_kl(m, held, base, configs, dtype)
+            tmp = cache.with_suffix('.tmp')
+            tmp.write_text(json.dumps(done))
+            tmp.replace(cache)
+        return done[name]
+
+    pairs = instrument_pairs(prof, n=a.pairs)
+    tabs = {md: prof.allocation_table(md).set_index(['tensor', 'config']) for md in modes}
+    rows = []
+    for i, r in enumerate(pairs.itertuples()):
+        k = kl({r.tensor: QuantConfig.parse(r.config)}, f'{r.tensor}@{r.config}')
+        rows.append({**r._asdict(), 'kl': k, **{f'D_{md}': float(tabs[md].D[(r.tensor, r.config)]) for md in modes}})
+        print(f'{i + 1}/{len(pairs)} {r.tensor} {r.config}: KL {k:.3g}', flush=True)
+    df = pd.DataFrame(rows).drop(columns='Index')
+    summ = instrument_summary(df)
+    # additivity: whole plans
+    plans = {f'uniform {u}': uniform_plan(prof, u) for u in ('4b-g64', '4b-g32', '3b-g64')}
+    ub = plans['uniform 4b-g64'].total_bytes
+    for md in modes: plans[f'RAM {md} @ uniform 4b-g64 bytes'] = plan_budgets(prof, [ub], mode=md)[0]
+    add = []
+    for name, pl in plans.items():
+        cfg = {n: t.config for n, t in pl.tensors.items() if t.config.quantized}
+        k = kl(cfg, 'plan:' + json.dumps(sorted((n, c.name) for n, c in cfg.items())))
+        pred = {}
+        for md in modes:
+            t = tabs[md]
+            pred[f'sumD_{md}'] = float(sum(t.D[(n, c.name)] for n, c in cfg.items()))
+        add.append({'plan': name, 'bytes': pl.total_bytes, 'kl': k, **pred})
+        print(f'{name}: KL {k:.4g}', flush=True)
+    add = pd.DataFrame(add)
+    rho_add = {md: spearmanr(add[f'sumD_{md}'], add.kl)[0] for md in modes}
+    df.to_csv(runs / 'd_instrument.csv', index=False)
+    fig = plot_instrument(df, f'{model_slug(a.model)}: {len(df)} single-tensor pairs, {a.held_n} x {a.held_length} '
+                              'held-out tokens')
+    fig.savefig(runs / 'd_instrument.png', dpi=110)
+    lines = [f'{model_slug(a.model)}: instrument on {a.held_n} x {a.held_length} held-out calibration tokens '
+             f'(skip {skip}); profile {ppath.name} (calibration {a.calib_n} x {a.calib_length})', '',
+             'Single tensors (predicted D against measured KL):', '',
+             _md(summ.reset_index()), '', 'Whole plans (sum of predicted D against measured KL):', '',
+             _md(add), '',
+             'Spearman over plans: ' + ', '.join(f'{md} {v:.2f}' for md, v in rho_add.items()), '',
+             f'fisher sum-of-D over measured KL per plan: '
+             + (', '.join(f'{r.plan}: {r.sumD_fisher / r.kl:.2f}' for r in add.itertuples())
+                if 'fisher' in modes else 'n/a')]
+    text = '\n'.join(lines) + '\n'
+    (runs / 'd_instrument.md').write_text(text)
+    print('\n' + text)
+    print(f'written: {runs}/d_instrument.* ({time.perf_counter() - t0:.0f} s); pairs measured this run: cached in '
+          f'{cache}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,99 @@
+"""Issue 15's measurement: every distortion mode against uniform at exactly uniform's bytes, paired on the same windows.
+
+    python bench/loss_scale.py [--model reference] [--n 16] [--modes weight activation fisher]
+                               [--at 4b-g64 4b-g32] [--default fisher --default-at 3b-g64 5b-g64]
+                               [--calib-n 16] [--runs runs]
+
+For each uniform config U in --at (and, for the --default mode only, in --default-at): U's exact
+bytes become RAM's budget, RAM is allocated on each mode's D, and every condition is scored on the
+same WikiText-2 windows (seed 42, --n x --length tokens, the fast fp32 path). Printed per condition:
+bytes, corpus and median PPL, the share of the unquantized-to-uniform gap recovered
+    recovered = (PPL_uniform - PPL_RAM) / (PPL_uniform - PPL_unquantized)
+(on the corpus PPL and on the median), and the paired Wilcoxon signed-rank p-value of RAM against
+uniform on the per-window log-PPL. Scores are kept in RUNS/<model>/cache (the condition cache the
+paper templates use), so a stopped run resumes and reruns are instant. The table is written to
+RUNS/<model>/loss_scale.{md,json}.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model', default='reference')
+    p.add_argument('--n', type=int, default=16, help='windows (default 16, the quick protocol)')
+    p.add_argument('--length', type=int, default=2048)
+    p.add_argument('--modes', nargs='+', default=['weight', 'activation', 'fisher'])
+    p.add_argument('--at', nargs='+', default=['4b-g64', '4b-g32'], help='uniform configs whose bytes every mode gets')
+    p.add_argument('--default', default='fisher', help='the mode also run at --default-at')
+    p.add_argument('--default-at', nargs='*', default=['3b-g64', '5b-g64'])
+    p.add_argument('--calib-n', type=int, default=16)
+    p.add_argument('--calib-length', type=int, default=512)
+    p.add_argument('--runs', default='runs')
+    a = p.parse_args()
+    from ram.blas import ensure_fast_blas
+    ensure_fast_blas()
+    from ram.allocator import plan_budgets
+    from ram.baselines import uniform_plan
+    from ram.metrics import gap_recovered, paired
+    from ram.profiler import cached_profile
+    from ram.reproduce import cached_ppl, model_slug
+    from ram.scoring import get_protocol
+
+    t0 = time.perf_counter()
+    modes = tuple(dict.fromkeys(['weight', *a.modes, a.default]))
+    prof, ppath = cached_profile(a.model, modes=modes, calib_n=a.calib_n, calib_length=a.calib_length)
+    print(f'profile: {ppath.name} ({time.perf_counter() - t0:.0f} s)', flush=True)
+    runs = Path(a.runs) / model_slug(a.model)
+    cache = runs / 'cache'
+    proto = get_protocol('quick' if (a.n, a.length) == (16, 2048) else 'paper', a.n, a.length, 42)
+    base = cached_ppl(a.model, None, proto, cache, 'unquantized')
+    rows = []
+    jobs = [(u, m) for u in a.at for m in a.modes] + [(u, a.default) for u in a.default_at]
+    uniforms = {}
+    for u, mode in jobs:
+        if u not in uniforms:
+            up = uniform_plan(prof, u)
+            uniforms[u] = (up, cached_ppl(a.model, up, proto, cache, f'uniform {u}'))
+        up, ur = uniforms[u]
+        (plan,) = plan_budgets(prof, [up.total_bytes], mode=mode)
+        if plan.total_bytes > up.total_bytes: raise SystemExit(f'RAM {mode} exceeds uniform {u} bytes')
+        rr = cached_ppl(a.model, plan, proto, cache, f'RAM {mode} @ {u}')
+        pr = paired(ur.table, rr.table)
+        rows.append({
+            'at': u, 'mode': mode, 'uniform_bytes': up.total_bytes, 'ram_bytes': plan.total_bytes,
+            'bpw': plan.bpw, 'uniform_ppl': ur.ppl, 'ram_ppl': rr.ppl,
+            'uniform_median': pr['median_a'], 'ram_median': pr['median_b'],
+            'recovered': gap_recovered(rr.ppl, ur.ppl, base.ppl),
+            'recovered_median': gap_recovered(pr['median_b'], pr['median_a'], base.stats['median_ppl']),
+            'wilcoxon_p': pr['wilcoxon_p'], 'share_ram_worse': 1 - pr['share_b_worse'],
+            'allocator_gap_pct': 100 * plan.gap / plan.total_D if plan.total_D else 0.0,
+        })
+        r = rows[-1]
+        print(f"{u:>8} {mode:>10}: uniform {r['uniform_ppl']:.3f}  RAM {r['ram_ppl']:.3f}  recovers "
+              f"{100 * r['recovered']:.1f}% (median {100 * r['recovered_median']:.1f}%), p={r['wilcoxon_p']:.2g}",
+              flush=True)
+    head = (f"{model_slug(a.model)}: WikiText-2 test, {proto.n} x {proto.length} tokens, seed {proto.seed}; "
+            f"unquantized corpus PPL {base.ppl:.3f}, median {base.stats['median_ppl']:.3f}; profile "
+            f"calibration {a.calib_n} x {a.calib_length} tokens")
+    lines = [head, '', '| at bytes of | mode | bytes | bpw | uniform PPL | RAM PPL | uniform median | RAM median | '
+             'gap recovered | median gap recovered | Wilcoxon p | allocator gap |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for r in rows:
+        lines.append(
+            f"| uniform {r['at']} | {r['mode']} | {r['ram_bytes']:,} | {r['bpw']:.3f} | {r['uniform_ppl']:.3f} | "
+            f"{r['ram_ppl']:.3f} | {r['uniform_median']:.3f} | {r['ram_median']:.3f} | {100 * r['recovered']:.1f}% | "
+            f"{100 * r['recovered_median']:.1f}% | {r['wilcoxon_p']:.2g} | {r['allocator_gap_pct']:.4f}% |"
+        )
+    text = '\n'.join(lines) + '\n'
+    print('\n' + text)
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / 'loss_scale.md').write_text(text)
+    (runs / 'loss_scale.json').write_text(json.dumps({'head': head, 'rows': rows}, indent=1))
+    print(f'written: {runs / "loss_scale.md"} ({time.perf_counter() - t0:.0f} s)')
+
+
+if __name__ == '__main__':
+    main()
