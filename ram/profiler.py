@@ -9,6 +9,7 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,6 +29,7 @@ from ram.core import (
     cache_dir,
     check_disk,
     dumps,
+    itemsize,
     model_hash,
     output_lock,
     provenance,
@@ -237,6 +239,29 @@ def _slices(ts, grad_bytes: int) -> list[list[str]]:
     return out
 
 
+def _memory_bytes() -> int:
+    "Physical memory of this machine, in bytes (0 when the platform does not say)."
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return 0
+
+
+def _check_memory(n_params: int, ts, dtype: str, grad_bytes: int, have: int | None = None):
+    """Refuse, before any work, a calibrated profile whose whole model (fp32 on a CPU, else `dtype`) plus Fisher
+    gradients and accumulators would not fit in 90% of this machine's memory."""
+    have = _memory_bytes() if have is None else have
+    per = 4 if mx.default_device() == mx.cpu else itemsize(dtype)
+    fisher = min(grad_bytes, 4 * sum(t.numel for t in ts)) if grad_bytes else 0
+    need = n_params * per + 2 * fisher
+    if have and need > 0.9 * have:
+        raise ValueError(
+            f'the calibrated modes (activation, fisher, alpha) hold the whole model in memory: about {need / 1e9:.1f} '
+            f'GB here ({n_params:,} parameters at {per} bytes{" and the Fisher gradients" if fisher else ""}), more '
+            f'than 90% of this machine\'s {have / 1e9:.1f} GB. Profile with the weight mode only (it streams one '
+            'tensor at a time), or lower grad_bytes'
+        )
+    return need
+
+
 def _read_partial(path, key: dict) -> dict:
     "Rows of the tensors a killed run finished, if `path` holds a checkpoint of the same model and settings; else {}."
     try: obj = json.loads(Path(path).read_text(encoding='utf-8'))
@@ -279,6 +304,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     done = _read_partial(resume, key) if resume else {}
     chan, alphas, fisher, slices = {}, {}, {}, []
     if 'activation' in modes or alpha or 'fisher' in modes:
+        _check_memory(meta['n_params'], ts, dtype, grad_bytes if 'fisher' in modes else 0)
         wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
         if mx.default_device() == mx.cpu: to_fp32(m)  # the same weights; bf16 matmuls are slow on a CPU
         if 'activation' in modes: chan = input_channel_stats(m, wins)
