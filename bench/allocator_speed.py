@@ -5,12 +5,16 @@ and the exact DP.
 
 1. `allocate` on synthetic_table(n, configs) at budgets 25%, 50%, 75% of the way from the smallest
    to the largest achievable size: seconds per call (table in, Allocation out: hulls included),
-   relative gap to the Lagrangian dual bound; and `allocate_sweep` over the three budgets.
+   relative gap to the Lagrangian dual bound and to the tightened bound; and `allocate_sweep` over
+   the three budgets.
 2. Baseline: the naive greedy (every tensor at its cheapest row, then repeatedly the single upgrade
    of best dD/dBytes that fits, from a Python heap) on a `--naive-n`-tensor profile, beside
    `allocate` on the same profile: time, total D, excess over the dual bound.
 3. Quality: on a `--dp-n`-tensor profile with small tensors (so the exact DP over byte units is
    tractable), allocate's total D against the exact optimum.
+4. One tensor most of the model: 126 layer tensors and a tied embedding of 63% of the weights, at
+   3.5 to 6.5 bpw: the gap by the dual bound alone and tightened by branching, and the seconds per
+   call with and without branching (hulls prepared once).
 Pure numpy; no MLX. Timings are wall-clock, best of `--repeat`.
 """
 import argparse
@@ -21,7 +25,7 @@ import time
 
 import numpy as np
 
-from ram.allocator import achievable_range, allocate, allocate_sweep, exact_dp, synthetic_table
+from ram.allocator import _prepare, _solve, achievable_range, allocate, allocate_sweep, exact_dp, synthetic_table
 
 FRACS = (0.25, 0.5, 0.75)
 
@@ -92,12 +96,15 @@ def main():
         f'achievable {lo:,} .. {hi:,} bytes ({lo / 1e9:.2f} .. {hi / 1e9:.2f} GB)'
     )
     budgets = [int(lo + f * (hi - lo)) for f in FRACS]
-    print(f'{"budget":>8} {"GB":>8} {"best s":>8} {"mean s":>8} {"rel gap":>10} {"lambda":>10} {"used/budget":>12}')
+    print(
+        f'{"budget":>8} {"GB":>8} {"best s":>8} {"mean s":>8} {"rel gap":>10} {"tightened":>10} {"lambda":>10} '
+        f'{"used/budget":>12}'
+    )
     for f, b in zip(FRACS, budgets):
         best, mean, al = best_of(lambda: allocate(tab, b), a.repeat)
         print(
-            f'{f:>8.0%} {b / 1e9:>8.3f} {best:>8.3f} {mean:>8.3f} {al.rel_gap:>10.2e} {al.lam:>10.3g} '
-            f'{al.total_bytes / b:>12.6f}'
+            f'{f:>8.0%} {b / 1e9:>8.3f} {best:>8.3f} {mean:>8.3f} {al.rel_gap:>10.2e} {al.rel_tight_gap:>10.2e} '
+            f'{al.lam:>10.3g} {al.total_bytes / b:>12.6f}'
         )
     best, mean, sw = best_of(lambda: allocate_sweep(tab, budgets), a.repeat)
     print(
@@ -133,6 +140,20 @@ def main():
         t0 = time.perf_counter(); e = exact_dp(dp, b); t_e = time.perf_counter() - t0
         print(f'{f:>8.0%} {t_a:>11.4f} {t_e:>8.2f} {al.total_D:>12.6g} {e.total_D:>12.6g} '
               f'{(al.total_D - e.total_D) / e.total_D:>11.2e} {al.rel_gap:>9.2e}')
+
+    emb = synthetic_table(126, a.configs, seed=2, numel_range=(1.6e5, 1.3e6), embed_share=0.63)
+    n_emb = int(emb.groupby('tensor').numel.first().sum())
+    p = _prepare(emb)
+    print(f'\n4. one tensor most of the model: synthetic_table(126, embed_share=0.63), {n_emb:,} weights')
+    print(
+        f'{"bpw":>5} {"gap, dual bound":>16} {"tightened":>10} {"D lower by":>11} {"plain ms":>9} {"branched ms":>12}'
+    )
+    for bpw in (3.5, 4.5, 5.5, 6.5):
+        b = int(bpw * n_emb / 8)
+        t_plain, _, u = best_of(lambda: _solve(p, b, 0, branch=False), a.repeat)
+        t_tight, _, al = best_of(lambda: _solve(p, b, 0), a.repeat)
+        print(f'{bpw:>5} {u.rel_gap:>16.2e} {al.rel_tight_gap:>10.2e} {1 - al.total_D / u.total_D:>11.2e} '
+              f'{1e3 * t_plain:>9.2f} {1e3 * t_tight:>12.2f}')
 
 
 if __name__ == '__main__':

@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import reduce
+from itertools import product
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .core import GB, Budget, Plan, QuantConfig, TensorChoice, candidates, parse_budget, parse_budgets
-
 
 # %% auto #0
 __all__ = ['Allocation', 'hulls', 'achievable_range', 'allocate', 'allocate_sweep', 'exact_dp', 'synthetic_table', 'plan_budgets']
@@ -33,28 +33,41 @@ class Allocation:
     total_bytes: int        # bytes of the chosen configs plus the fixed cost
     total_D: float          # total predicted distortion of the chosen configs
     lam: float              # the Lagrange multiplier (distortion per byte) at which the budget is met
-    dual_bound: float       # no allocation within the budget has total D below this
-    gap: float              # total_D - dual_bound: how far from optimal we can possibly be
+    dual_bound: float       # the Lagrangian dual bound: no allocation within the budget has total D below this
+    gap: float              # total_D - dual_bound: how far from optimal we can be, by the dual bound alone
     budget_bytes: int
+    bound: float | None = None   # the dual bound tightened by branching (>= dual_bound); None: dual_bound
 
     def __post_init__(self):
         rows = np.array(self.rows, dtype=np.int64)
         rows.setflags(write=False)
         object.__setattr__(self, 'rows', rows)
+        if self.bound is None: object.__setattr__(self, 'bound', self.dual_bound)   # saved before `bound` existed
 
     @property
     def rel_gap(self) -> float:
         "The gap relative to the achieved distortion."
         return self.gap / max(abs(self.total_D), _TINY)
 
+    @property
+    def tight_gap(self) -> float:
+        "total_D - bound: how far from optimal we can possibly be."
+        return self.total_D - self.bound
+
+    @property
+    def rel_tight_gap(self) -> float:
+        "The tightened gap relative to the achieved distortion."
+        return self.tight_gap / max(abs(self.total_D), _TINY)
+
     def chosen(self, table: pd.DataFrame) -> pd.DataFrame:
         "The chosen rows of `table`, one per tensor, every column passed through."
         return table.iloc[self.rows]
 
     def certificate(self) -> str:
-        "One line to print with every plan: size against budget, distortion, and the optimality gap."
+        "One line to print with every plan: size against budget, distortion, the optimality gap and the dual bound's."
         return (f'{self.total_bytes:,} bytes ({_gb(self.total_bytes)}) of a {self.budget_bytes:,}-byte budget '
-                f'({_gb(self.budget_bytes)}); total D {self.total_D:.6g}, lower bound {self.dual_bound:.6g}, '
+                f'({_gb(self.budget_bytes)}); total D {self.total_D:.6g}, lower bound {self.bound:.6g}, '
+                f'gap {self.tight_gap:.3g} ({100 * self.rel_tight_gap:.4f}%); Lagrangian bound {self.dual_bound:.6g}, '
                 f'gap {self.gap:.3g} ({100 * self.rel_gap:.4f}%), lambda {self.lam:.4g} per byte')
 
     def __str__(self): return self.certificate()
@@ -66,7 +79,7 @@ class Allocation:
         )
         return np.array_equal(self.rows, other.rows) and all(
             same(getattr(self, k), getattr(other, k))
-            for k in ('total_bytes', 'total_D', 'lam', 'dual_bound', 'gap', 'budget_bytes')
+            for k in ('total_bytes', 'total_D', 'lam', 'dual_bound', 'gap', 'budget_bytes', 'bound')
         )
 
     def __hash__(self): return hash((self.rows.tobytes(), self.total_bytes, self.budget_bytes))
@@ -74,12 +87,13 @@ class Allocation:
     def to_dict(self) -> dict:
         return {'rows': self.rows.tolist(), 'total_bytes': int(self.total_bytes), 'total_D': float(self.total_D),
                 'lam': float(self.lam), 'dual_bound': float(self.dual_bound), 'gap': float(self.gap),
-                'budget_bytes': int(self.budget_bytes)}
+                'budget_bytes': int(self.budget_bytes), 'bound': float(self.bound)}
 
     @classmethod
     def from_dict(cls, d) -> 'Allocation':
         return cls(np.asarray(d['rows'], dtype=np.int64), int(d['total_bytes']), float(d['total_D']), float(d['lam']),
-                   float(d['dual_bound']), float(d['gap']), int(d['budget_bytes']))
+                   float(d['dual_bound']), float(d['gap']), int(d['budget_bytes']),
+                   None if d.get('bound') is None else float(d['bound']))
 
 # %% ../nbs/03_allocator.ipynb #f1b9e0c0
 _PAD_BYTES = np.iinfo(np.int64).max // 4   # padding: never fits, never overflows a difference
@@ -205,11 +219,9 @@ class _Prepared:
     def T(self) -> int: return len(self.n)
 
 
-def _prepare(table: pd.DataFrame) -> _Prepared:
-    "Pareto fronts, lower hulls and hull segments of a profile table."
-    names, R, D, P = _matrices(table)
-    R, D, P, n = _pareto(R, D, P)
-    hull, hR, hD, nh = _lower_hull(R, D, n)
+def _assemble(names, R, D, P, n, hull, nh) -> _Prepared:
+    "Hull segments and achievable range of Pareto points `R, D, P` (`n` per tensor) with hull columns `hull`."
+    hR, hD = (np.take_along_axis(M, hull, 1) for M in (R, D))
     valid = np.arange(hull.shape[1] - 1) < (nh - 1)[:, None]
     seg_t = np.broadcast_to(np.arange(len(n))[:, None], valid.shape)[valid]
     last = np.take_along_axis(R, (n - 1)[:, None], 1)[:, 0]
@@ -227,6 +239,14 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
         lo=int(R[:, 0].sum()),
         hi=int(last.sum()),
     )
+
+
+def _prepare(table: pd.DataFrame) -> _Prepared:
+    "Pareto fronts, lower hulls and hull segments of a profile table."
+    names, R, D, P = _matrices(table)
+    R, D, P, n = _pareto(R, D, P)
+    hull, _, _, nh = _lower_hull(R, D, n)
+    return _assemble(names, R, D, P, n, hull, nh)
 
 # %% ../nbs/03_allocator.ipynb #85d09ff3
 def hulls(table: pd.DataFrame) -> pd.DataFrame:
@@ -367,13 +387,11 @@ def _repair(p: _Prepared, cur: np.ndarray, left: int, keep: int):
     return cur, left
 
 # %% ../nbs/03_allocator.ipynb #b2a8ca85
-def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
-    budget, fixed_bytes = _budget_int(budget), int(fixed_bytes)
-    if fixed_bytes < 0: raise ValueError(f'fixed_bytes must be >= 0, got {fixed_bytes}')
-    lo, hi = fixed_bytes + p.lo, fixed_bytes + p.hi
-    if budget < lo: raise ValueError(_infeasible(budget, lo, hi))
+def _plan(p: _Prepared, room: int):
+    """Path point, greedy fill, and the step the path could not take, for `room` bytes above the cheapest configs:
+    (columns, multiplier, dual bound)."""
     ar = np.arange(p.T)
-    taken, lam, steps, cur, left = _path(p, budget - lo)
+    taken, lam, steps, cur, left = _path(p, room)
     dual = float(p.D[ar, cur].sum()) - lam * left
     best, _, _ = _greedy_fill(p, cur, left)
     if not taken.all():   # also try taking the segment the path could not fit, making room by the cheapest downgrades
@@ -386,6 +404,97 @@ def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
         if alt is not None:
             alt, _, _ = _greedy_fill(p, alt, alt_left)
             if p.D[ar, alt].sum() < p.D[ar, best].sum(): best = alt
+    return best, lam, dual
+
+# %% ../nbs/03_allocator.ipynb #3faf759c
+def _subset(p: _Prepared, keep: np.ndarray, fit: np.ndarray | None = None) -> _Prepared:
+    """The prepared profile of the tensors where `keep` is true, each cut to its first `fit` Pareto points (hulls
+    rebuilt where that drops any)."""
+    i = np.flatnonzero(keep)
+    R, D, P, n, hull, nh = p.R[i], p.D[i], p.P[i], p.n[i], p.hull[i], p.nh[i]
+    if fit is not None and (fit[i] < n).any():
+        n = fit[i]
+        cut = np.arange(R.shape[1]) >= n[:, None]
+        R[cut], D[cut], P[cut] = _PAD_BYTES, np.inf, -1   # fancy indexing made copies
+        hull, _, _, nh = _lower_hull(R, D, n)
+    return _assemble(p.names[i], R, D, P, n, hull, nh)
+
+
+def _relaxed(p: _Prepared, rooms: np.ndarray) -> np.ndarray:
+    "The dual bound (the LP relaxation's value) of `p` at each of `rooms` bytes above the cheapest configs."
+    hD = np.take_along_axis(p.D, p.hull, 1)
+    valid = np.arange(p.hull.shape[1] - 1) < (p.nh - 1)[:, None]
+    with np.errstate(invalid='ignore'):
+        dD = (hD[:, :-1] - hD[:, 1:])[valid]
+    o = np.argsort(-p.seg_slope, kind='stable')         # the path's order; ties do not change the value
+    cR = np.concatenate([[0], np.cumsum(p.seg_dR[o])])
+    cD = np.concatenate([[0.0], np.cumsum(dD[o])])
+    k = np.searchsorted(cR, rooms, side='right') - 1      # segments taken whole
+    s = np.append(p.seg_slope[o], 0.0)                     # and the fraction of the next one
+    return float(p.D[:, 0].sum()) - cD[k] - s[k] * (rooms - cR[k])
+
+# %% ../nbs/03_allocator.ipynb #f2e4f02d
+_BRANCH_STEP = 16      # branch on tensors with a hull step of at least 1/16 of the room
+_BRANCH_MAX = 3        # on at most 3 of them
+_BRANCH_COMBOS = 4096  # with at most this many combinations of their configs
+_BRANCH_PLANS = 16     # and solve at most this many branches
+
+
+def _fits(p: _Prepared, room: int) -> np.ndarray:
+    "How many of each tensor's Pareto points cost at most `room` bytes above its cheapest."
+    last = p.R[np.arange(p.T), p.n - 1] - p.R[:, 0]
+    if (last <= room).all(): return p.n                 # the usual case: every config fits, no (T, w) pass
+    return (p.R - p.R[:, :1] <= room).sum(1)            # padding never fits
+
+
+def _branch_set(p: _Prepared, room: int, fit: np.ndarray) -> np.ndarray:
+    """The tensors to branch on: largest hull step first (ties by position), at least 1/`_BRANCH_STEP` of `room`, two
+    or more configs that `fit`, at most `_BRANCH_MAX` of them and `_BRANCH_COMBOS` combinations."""
+    big = p.seg_dR * _BRANCH_STEP >= room
+    t = p.seg_t[big][np.lexsort((p.seg_t[big], -p.seg_dR[big]))]
+    _, first = np.unique(t, return_index=True)
+    K, combos = [], 1
+    for x in t[np.sort(first)]:
+        if fit[x] < 2 or combos * fit[x] > _BRANCH_COMBOS: continue
+        K.append(int(x))
+        combos *= int(fit[x])
+        if len(K) == _BRANCH_MAX: break
+    return np.array(K, np.int64)
+
+# %% ../nbs/03_allocator.ipynb #73efd34d
+def _branch(p: _Prepared, room: int, best: np.ndarray, dual: float):
+    """Cut the configs that cannot fit and branch on `_branch_set`'s tensors, from the plan `best` with dual bound
+    `dual`: (the best plan found, the tightened bound)."""
+    fit = _fits(p, room)
+    K = _branch_set(p, room, fit)
+    if not K.size and fit is p.n: return best, dual  # nothing to branch on, nothing to cut
+    rest = np.ones(p.T, bool)
+    rest[K] = False
+    q = _subset(p, rest, fit)
+    C = np.array(list(product(*(range(fit[x]) for x in K))), np.int64)   # (1, 0): no K, one branch
+    extra = (p.R[K, C] - p.R[K, 0]).sum(1)                # (combinations,) bytes above the cheapest
+    C, extra = C[extra <= room], extra[extra <= room]
+    lb = p.D[K, C].sum(1) + _relaxed(q, room - extra)
+    ar = np.arange(p.T)
+    best_D = float(p.D[ar, best].sum())
+    for i in np.argsort(lb, kind='stable')[:_BRANCH_PLANS]:
+        if lb[i] >= best_D: break                           # no plan in this branch, or a later one, is better
+        cols = np.empty(p.T, np.int64)
+        cols[rest], cols[K] = _plan(q, room - int(extra[i]))[0], C[i]
+        d = float(p.D[ar, cols].sum())
+        if d < best_D: best, best_D = cols, d
+    return best, max(dual, min(float(lb.min()), best_D))
+
+# %% ../nbs/03_allocator.ipynb #49194a67
+def _solve(p: _Prepared, budget, fixed_bytes: int, branch: bool = True) -> Allocation:
+    budget, fixed_bytes = _budget_int(budget), int(fixed_bytes)
+    if fixed_bytes < 0: raise ValueError(f'fixed_bytes must be >= 0, got {fixed_bytes}')
+    lo, hi = fixed_bytes + p.lo, fixed_bytes + p.hi
+    if budget < lo: raise ValueError(_infeasible(budget, lo, hi))
+    ar = np.arange(p.T)
+    best, lam, dual = _plan(p, budget - lo)
+    bound = dual
+    if branch and float(p.D[ar, best].sum()) > dual: best, bound = _branch(p, budget - lo, best, dual)
     total_D = float(p.D[ar, best].sum())
     return Allocation(
         rows=p.P[ar, best],
@@ -395,6 +504,7 @@ def _solve(p: _Prepared, budget, fixed_bytes: int) -> Allocation:
         dual_bound=dual,
         gap=total_D - dual,
         budget_bytes=budget,
+        bound=bound,
     )
 
 # %% ../nbs/03_allocator.ipynb #a0b1ceab
@@ -453,10 +563,21 @@ _PROJ = ('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.
          'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj')
 
 
-def synthetic_table(n_tensors: int, n_configs: int = 19, seed: int = 0, numel_range=(1e5, 1e8)) -> pd.DataFrame:
-    "A random but realistic profile table: `n_tensors` tensors x `n_configs` configs (16 bits always among them)."
+def synthetic_table(
+    n_tensors: int, n_configs: int = 19, seed: int = 0, numel_range=(1e5, 1e8), embed_share: float = 0.0
+) -> pd.DataFrame:
+    """A random but realistic profile table: `n_tensors` tensors x `n_configs` configs (16 bits always among them);
+    with `embed_share` > 0, first one more tensor, `model.embed_tokens`, holding that share of the weights."""
     cfgs = candidates()
     if not 1 <= n_configs <= len(cfgs): raise ValueError(f'n_configs must be in 1..{len(cfgs)}, got {n_configs}')
+    if not 0 <= embed_share < 1: raise ValueError(f'embed_share must be in [0, 1), got {embed_share}')
+    if embed_share:
+        body = synthetic_table(n_tensors, n_configs, seed, numel_range)
+        e = embed_share / (1 - embed_share) * body.groupby('tensor', sort=False).numel.first().sum()
+        e = max(128, round(e / 128) * 128)
+        emb = synthetic_table(1, n_configs, [seed, 1], (e + 64, e + 64))   # numel rounds down to e
+        emb['tensor'] = 'model.embed_tokens'
+        return pd.concat([emb, body], ignore_index=True)
     rng = np.random.default_rng(seed)
     lo, hi = numel_range
     numel = np.maximum(1, np.exp(rng.uniform(np.log(lo), np.log(hi), n_tensors)) // 128).astype(np.int64) * 128
@@ -525,8 +646,8 @@ def plan_budgets(profile, budgets, mode: str = 'weight', method: str = 'RAM') ->
                 model_hash=profile.meta.get('model_hash'),
                 mode=mode,
                 lam=float(a.lam),
-                dual_bound=float(a.dual_bound),
-                extra={'profile_settings': profile.meta.get('settings', {})},
+                dual_bound=float(a.bound),
+                extra={'profile_settings': profile.meta.get('settings', {}), 'lagrangian_bound': float(a.dual_bound)},
             )
         )
     return plans
