@@ -278,17 +278,18 @@ def cmd_profile(args):
 
 def _plan_table(plans) -> str:
     rows = [
-        f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'dual bound':>11} {'gap %':>8}  "
-        "groups (share of weights)"
+        f"{'budget':>12} {'bytes':>14} {'GB':>9} {'bpw':>7} {'pred. D':>11} {'lower bound':>11} {'gap %':>8} "
+        f"{'Lagr. gap %':>11}  groups (share of weights)"
     ]
     for p in plans:
         w = p.group_bytes(keep='16b')
         tot = sum(w.values())
         share = ' '.join(f'{k}:{100 * v / tot:.0f}%' for k, v in sorted(w.items()))
-        gap = 100 * p.gap / p.total_D if p.total_D else 0.0
+        pct = lambda bound: 100 * (p.total_D - bound) / p.total_D if p.total_D else 0.0
+        lagr = p.extra.get('lagrangian_bound', p.dual_bound)  # the plain dual bound; the tightened one is `dual_bound`
         rows.append(
             f'{p.budget:>12} {p.total_bytes:>14,} {p.total_bytes / GB:>9.4f} {p.bpw:>7.3f} {p.total_D:>11.5g} '
-            f'{p.dual_bound:>11.5g} {gap:>8.4f}  {share}'
+            f'{p.dual_bound:>11.5g} {pct(p.dual_bound):>8.4f} {pct(lagr):>11.4f}  {share}'
         )
     return '\n'.join(rows)
 
