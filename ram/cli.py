@@ -238,7 +238,7 @@ def main(argv=None, reexec: bool = False):
         ensure_fast_blas(reexec=reexec)
     try: globals()[f'cmd_{args.cmd}'](args)  # the subcommand's function, cmd_<name>, defined below
     except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
-        print(f'ram {args.cmd}: error: {e}', file=sys.stderr)
+        print(f'ram {args.cmd}: error: ' + re.sub(r'\s*\n\s*', ' ', str(e).strip()), file=sys.stderr)  # one line
         return 1
     return 0
 

@@ -177,7 +177,7 @@ def read_safetensors_header(f) -> dict:
         if not isinstance(t, dict) or set(t) != {'dtype', 'shape', 'data_offsets'}:
             raise bad(f'tensor {name!r} is {_show(t)}; each tensor is an object of dtype, shape and data_offsets')
         dtype, shape, offsets = t['dtype'], t['shape'], t['data_offsets']
-        if dtype not in SAFETENSORS_DTYPES:
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
             raise bad(f'tensor {name!r} has dtype {_show(dtype)}; valid: {", ".join(SAFETENSORS_DTYPES)}')
         if not _int_list(shape): raise bad(f'tensor {name!r} has shape {_show(shape)}; valid: a list of integers >= 0')
         if not _int_list(offsets, 2) or offsets[0] > offsets[1]:
@@ -384,5 +384,6 @@ def load(model='reference', lazy: bool = False, return_config: bool = False, ret
             raise ValueError(f'{src} needs to run Python code of its own to load (an auto_map or model_file entry); '
                              'RAM runs no code from a model folder unless told to: pass trust_remote_code=True (CLI: '
                              '--trust-remote-code) only if you trust this folder') from e
-        raise ValueError(f'mlx-lm cannot load {src}: {type(e).__name__}: {e}') from e
+        msg = re.sub(r'\s*\n\s*', ' ', str(e).strip())  # mlx-lm lists missing parameters on lines of their own
+        raise ValueError(f'mlx-lm cannot load {src}: {type(e).__name__}: {msg}') from e
     return (m, tok) + ((cfg,) if return_config else ()) + ((src,) if return_path else ())
