@@ -512,6 +512,11 @@ def _module_path(field: str, v) -> str:
     return v
 
 
+def _flag(field: str, v) -> bool:
+    if not isinstance(v, bool): raise _bad(field, v, 'must be true or false')
+    return v
+
+
 def _object(field: str, v) -> Mapping:
     if not isinstance(v, Mapping): raise _bad(field, v, 'must be a JSON object')
     return v
@@ -549,7 +554,26 @@ def _model_hash(field: str, v):
 
 
 def _dtype(field: str, v):
-    if v not in DTYPE_BYTES: raise _bad(field, v, f'must be one of {", ".join(DTYPE_BYTES)}')
+    if not isinstance(v, str) or v not in DTYPE_BYTES: raise _bad(field, v, f'must be one of {", ".join(DTYPE_BYTES)}')
+
+
+def _profile_settings(field: str, s) -> Mapping:
+    "The profiler's settings a profile records and its plans carry (`extra.profile_settings`), each known one checked."
+    _object(field, s)
+    if 'dtype' in s: _dtype(f'{field}.dtype', s['dtype'])
+    for k in ('extended', 'alpha'):
+        if k in s: _flag(f'{field}.{k}', s[k])
+    if 'profiler_version' in s: _integer(f'{field}.profiler_version', s['profiler_version'], 1, 10**6)
+    if 'veto_db' in s: _number(f'{field}.veto_db', s['veto_db'])
+    modes = s.get('modes', [])
+    if not isinstance(modes, list) or not all(isinstance(m, str) and re.fullmatch(r'\w+', m, re.ASCII) for m in modes):
+        raise _bad(f'{field}.modes', modes, "must be a list of distortion modes such as ['weight']")
+    for k, v in _object(f'{field}.priors', s.get('priors', {})).items(): _number(f'{field}.priors.{k}', v, 0.0, True)
+    cal = s.get('calibration')
+    if cal is not None:
+        _object(f'{field}.calibration', cal)
+        for k in ('n', 'length', 'seed'): _integer(f'{field}.calibration.{k}', cal.get(k))
+    return s
 
 
 def validate_plan(d) -> Mapping:
@@ -574,8 +598,7 @@ def validate_plan(d) -> Mapping:
     for k in ('lambda', 'dual_bound', 'gap', 'total_D', 'bpw'):
         if d.get(k) is not None: _number(k, d[k], 0.0 if k in ('total_D', 'bpw') else -math.inf)
     extra = _object('extra', d.get('extra', {}))
-    settings = _object('extra.profile_settings', extra.get('profile_settings', {}))
-    if 'dtype' in settings: _dtype('extra.profile_settings.dtype', settings['dtype'])
+    _profile_settings('extra.profile_settings', extra.get('profile_settings', {}))
     tensors = _object('tensors', d['tensors'])
     if not tensors: raise _bad('tensors', tensors, 'must name a config for each quantizable tensor of the model')
     total, total_D = fixed, 0.0
@@ -614,11 +637,6 @@ def _shape(field: str, v) -> tuple:
     return tuple(map(int, v.split('x')))
 
 
-def _flag(field: str, v) -> bool:
-    if not isinstance(v, bool): raise _bad(field, v, 'must be true or false')
-    return v
-
-
 _CELL = {'tensor': _module_path, 'kind': _text, 'layer': lambda f, v: _integer(f, v, -1, 10**6), 'shape': _shape,
          'numel': lambda f, v: _integer(f, v, 1, MAX_PARAMS), 'config': _text, 'bytes': _integer, 'sqnr': _number,
          'prior': lambda f, v: _number(f, v, 0.0, above=True), 'alpha': lambda f, v: _number(f, v, 0.0, above=True),
@@ -636,8 +654,8 @@ def _check_meta(meta: Mapping):
     if 'dtype' in meta: _dtype('meta.dtype', meta['dtype'])
     if 'n_layers' in meta: _integer('meta.n_layers', meta['n_layers'], 1, 10**6)
     if 'model_path' in meta: _text('meta.model_path', meta['model_path'])
-    for k in ('settings', 'provenance'):
-        if k in meta: _object(f'meta.{k}', meta[k])
+    if 'provenance' in meta: _object('meta.provenance', meta['provenance'])
+    if 'settings' in meta: _profile_settings('meta.settings', meta['settings'])
     if not isinstance(meta.get('unquantizable', []), list): raise _bad('meta.unquantizable', meta['unquantizable'],
                                                                        'must be a list of tensor names')
     for i, t in enumerate(meta.get('unquantizable', [])): _module_path(f'meta.unquantizable[{i}]', t)

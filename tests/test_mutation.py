@@ -60,7 +60,8 @@ def _changed(rng, v):
     "A value near `v` that may be wrong: another number, a float for an int, a string for a number, a cut string."
     if isinstance(v, bool): return rng.choice([not v, int(v), str(v).lower()])
     if isinstance(v, int): return rng.choice([v + 1, -v, v * 10**6, v + 0.5, float(v), str(v), -1, 0])
-    if isinstance(v, float): return rng.choice([-v, v * 1e300, v + 1, int(v), NAN, INF, str(v), 0.0])
+    if isinstance(v, float):
+        return rng.choice([-v, v * 1e300, v + 1, round(v) if v - v == 0 else NAN, INF, str(v), 0.0])
     if isinstance(v, str): return rng.choice(['', v[: len(v) // 2], v + '/..', '../' + v, v.upper(), v + 'x'])
     if isinstance(v, list): return rng.choice([[], v[:1], v[: len(v) // 2], v + v[:1], v[::-1], [v]])
     return rng.choice([{}, [v], None])
@@ -111,6 +112,11 @@ def mutated_safetensors(rng, b: bytes) -> tuple[bytes, str]:
     if r < 0.22:
         i = rng.randrange(8, 8 + n)
         return b[:i] + bytes([b[i] ^ 0xFF]) + b[i + 1:], f'header byte {i} flipped'
+    if r < 0.32:  # the same tensors in another order: valid, and the result must be the same
+        items = list(h.items())
+        rng.shuffle(items)
+        hb = json.dumps(dict(items)).encode()
+        return struct.pack('<Q', len(hb)) + hb + b[8 + n:], 'tensors reordered'
     text, did = mutated_json(rng, h)
     hb = text.encode()
     return struct.pack('<Q', len(hb)) + hb + b[8 + n:], did
