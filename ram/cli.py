@@ -14,10 +14,20 @@ from pathlib import Path
 
 from .allocator import achievable_range, plan_budgets
 from .blas import ensure_fast_blas
-from .core import BUDGET_FORMS, GB, Plan, Profile, dumps, parse_budget, safe_path_component, write_atomic
+from ram.core import (
+    BUDGET_FORMS,
+    GB,
+    Plan,
+    Profile,
+    check_disk,
+    dumps,
+    parse_budget,
+    safe_path_component,
+    write_atomic,
+)
 from .evaluate import downstream, perplexity
 from .profiler import MODES, cached_profile, profile_to
-from .quantizer import load_condition, quantize_to_folder
+from .quantizer import condition_label, load_condition, quantize_to_folder
 from .reproduce import reproduce
 from .scoring import get_protocol
 
@@ -106,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pp.add_argument('model', help="Hub id, local MLX folder, or 'reference'.")
     pp.add_argument('-o', '--out', help='Where to write the profile JSON (default: the cache, reused when present).')
+    pp.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists.')
     pp.add_argument(
         '--mode',
         nargs='+',
@@ -232,7 +243,7 @@ def main(argv=None, reexec: bool = False):
         ensure_fast_blas(reexec=reexec)
     try: globals()[f'cmd_{args.cmd}'](args)  # the subcommand's function, cmd_<name>, defined below
     except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
-        print(f'ram {args.cmd}: error: {e}', file=sys.stderr)
+        print(f'ram {args.cmd}: error: ' + re.sub(r'\s*\n\s*', ' ', str(e).strip()), file=sys.stderr)  # one line
         return 1
     return 0
 
@@ -261,7 +272,7 @@ def cmd_profile(args):
     trust = args.trust_remote_code
     if args.out:  # resumes from the checkpoint a stopped run left beside OUT
         path = Path(args.out)
-        prof = profile_to(path, args.model, stats=stats, trust_remote_code=trust, **settings)
+        prof = profile_to(path, args.model, stats=stats, trust_remote_code=trust, overwrite=args.overwrite, **settings)
     else: prof, path = cached_profile(args.model, stats=stats, trust_remote_code=trust, **settings)
     t = prof.table
     print(
@@ -336,7 +347,10 @@ def _stats_table(results: dict, sizes: dict | None = None) -> str:
 
 def cmd_ppl(args):
     proto = get_protocol(args.protocol, args.n, args.length, args.seed)
-    c = load_condition(args.model, args.plan, force=args.force, trust_remote_code=args.trust_remote_code)
+    plan = Plan.load(args.plan) if args.plan else None  # every field checked before the model is loaded
+    stem = Path(args.out or f'runs/ppl/{safe_path_component(condition_label(args.model, plan))}-{proto.name}')
+    check_disk(stem, (1 << 20) + 512 * proto.n, 'the perplexity results')  # before the scoring, not after it
+    c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     r = perplexity(
         m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash
@@ -348,13 +362,17 @@ def cmd_ppl(args):
         f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
     )
     print(_stats_table({label: r}, sizes={label: size}))
-    js, cs = r.save(Path(args.out or f'runs/ppl/{safe_path_component(label)}-{proto.name}'))
+    js, cs = r.save(stem)
     print(f'  written: {js}, {cs}')
     return r
 
 
 def cmd_eval(args):
-    c = load_condition(args.model, args.plan, force=args.force, trust_remote_code=args.trust_remote_code)
+    plan = Plan.load(args.plan) if args.plan else None
+    suffix = f'-limit{args.limit}' if args.limit else ''
+    out = Path(args.out or f'runs/eval/{safe_path_component(condition_label(args.model, plan))}{suffix}.json')
+    check_disk(out, 1 << 20, 'the evaluation results')
+    c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash)
     if size: res['provenance']['weights_bytes'] = size
@@ -366,8 +384,6 @@ def cmd_eval(args):
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
     for r in res['table']:
         print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
-    suffix = f'-limit{args.limit}' if args.limit else ''
-    out = Path(args.out or f'runs/eval/{safe_path_component(label)}{suffix}.json')
     write_atomic(out, dumps(res))
     print(f'  written: {out}')
     return res

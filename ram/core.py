@@ -31,12 +31,12 @@ import ram
 
 # %% auto #0
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'MAX_BUDGET',
-           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'LOSS_MODES', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs',
-           'itemsize', 'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets',
-           'sha256_file', 'git_commit', 'provenance', 'dumps', 'safe_path_component', 'is_model_folder',
-           'check_output_folder', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output',
-           'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards',
-           'check_disk']
+           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES', 'QuantConfig', 'candidates',
+           'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget',
+           'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit', 'provenance', 'dumps', 'safe_path_component',
+           'is_model_folder', 'check_output_folder', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock',
+           'recover_output', 'validate_plan', 'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash',
+           'cache_dir', 'natural_key', 'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -322,7 +322,8 @@ PLAN_SCHEMA = 'ram.plan/1'
 
 
 def write_atomic(path, text: str):
-    "Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left."
+    """Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left. A failed write
+    (a full disk) raises `OSError` naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(path):
@@ -331,6 +332,8 @@ def write_atomic(path, text: str):
         try:
             tmp.write_text(text, encoding='utf-8')
             tmp.replace(path)
+        except OSError as e:  # a full disk says only '[Errno 28] No space left on device'
+            raise OSError(e.errno, f'cannot write {path}: {e.strerror or e}') from e
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -461,12 +464,264 @@ def recover_output(path) -> list[str]:
             else: _remove(p)
     return said
 
+# %% ../nbs/00_core.ipynb #990f6a99
+MAX_PARAMS = 10**16  # parameters: far above any model; a larger count is a corrupted file
+_ALL_BITS = sorted({*AFFINE_BITS, *(b for b, _ in FP_MODES.values()), KEEP_BITS})
+_ALL_GROUPS = sorted({0, *AFFINE_GROUPS, *(g for _, g in FP_MODES.values())})
+_MODES = ('affine', *FP_MODES, 'keep')
+_MODULE_PATH = re.compile(r'[A-Za-z_]\w*(\.\w+)*', re.ASCII)  # 'model.layers.0.mlp.up_proj'
+_SHA256 = re.compile(r'[0-9a-f]{64}')
+
+
+def _show(v, n: int = 60) -> str:
+    "`v` as an error message shows it: as JSON writes it (null, true, NaN, \"text\"), cut to `n` characters."
+    try: s = json.dumps(v, ensure_ascii=False)
+    except (TypeError, ValueError): s = repr(v)
+    return s if len(s) <= n else s[:n - 3] + '...'
+
+
+def _bad(field: str, v, valid: str) -> ValueError: return ValueError(f'{field} is {_show(v)}; {valid}')
+
+
+def _integer(field: str, v, lo: int = 0, hi: int = MAX_BUDGET) -> int:
+    "`v` if it is an integer in [lo, hi]; a float (4.7, even 4.0), a bool or a string is refused, never coerced."
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise _bad(field, v, f'must be an integer from {lo:,} to {hi:,}')
+    return v
+
+
+def _number(field: str, v, lo: float = -math.inf, above: bool = False) -> float:
+    "`v` as a float if it is a finite number >= `lo` (> `lo` with `above`)."
+    try: f = math.nan if isinstance(v, bool) or not isinstance(v, (int, float)) else float(v)
+    except OverflowError: f = math.nan  # an integer beyond any float
+    if not math.isfinite(f) or f < lo or (above and f == lo):
+        rng = '' if lo == -math.inf else f' {">" if above else ">="} {lo:g}'
+        raise _bad(field, v, f'must be a finite number{rng}')
+    return f
+
+
+def _text(field: str, v, empty: bool = False) -> str:
+    if not isinstance(v, str) or not (v or empty):
+        raise _bad(field, v, 'must be a string' if empty else 'must be a non-empty string')
+    return v
+
+
+def _module_path(field: str, v) -> str:
+    if not isinstance(v, str) or not _MODULE_PATH.fullmatch(v):
+        raise _bad(field, v, "must be a module path such as 'model.layers.0.mlp.up_proj' (letters, digits, _ and .)")
+    return v
+
+
+def _flag(field: str, v) -> bool:
+    if not isinstance(v, bool): raise _bad(field, v, 'must be true or false')
+    return v
+
+
+def _object(field: str, v) -> Mapping:
+    if not isinstance(v, Mapping): raise _bad(field, v, 'must be a JSON object')
+    return v
+
+
+def _keys(field: str, d: Mapping, valid: Sequence[str], required: Sequence[str] = ()):
+    "Refuse a key of `d` not in `valid` (a typo, or a file of another kind) and a missing `required` one."
+    unknown = [k for k in d if k not in valid]
+    if unknown: raise ValueError(f'{field} has unknown fields {_show(unknown)}; valid: {", ".join(valid)}')
+    missing = [k for k in required if k not in d]
+    if missing: raise ValueError(f'{field} lacks the fields {_show(missing)}; required: {", ".join(required)}')
+
+
+def _config(d: Mapping, field, where: str) -> QuantConfig:
+    "The `QuantConfig` of `d`'s bits, group_size and mode, each checked first (`field(k)` names field `k`)."
+    bits, group, mode = d.get('bits'), d.get('group_size', 0), d.get('mode', 'affine')
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in _ALL_BITS:
+        raise _bad(field('bits'), bits, f'must be an integer, one of {", ".join(map(str, _ALL_BITS))}')
+    if isinstance(group, bool) or not isinstance(group, int) or group not in _ALL_GROUPS:
+        raise _bad(field('group_size'), group, f'must be an integer, one of {", ".join(map(str, _ALL_GROUPS))}')
+    if mode not in _MODES: raise _bad(field('mode'), mode, f'must be one of {", ".join(_MODES)}')
+    try: return QuantConfig(bits, group, mode)
+    except ValueError as e: raise ValueError(f'{where}: {e}') from None
+
+
+# %% ../nbs/00_core.ipynb #c347c8c7
+_PLAN_KEYS = ('schema', 'method', 'model', 'model_hash', 'budget', 'budget_bytes', 'mode', 'fixed_bytes', 'n_params',
+              'total_bytes', 'total_D', 'bpw', 'lambda', 'dual_bound', 'gap', 'extra', 'tensors')
+_CHOICE_KEYS = ('bits', 'group_size', 'mode', 'bytes', 'd', 'D')
+
+
+def _model_hash(field: str, v):
+    if v is not None and not (isinstance(v, str) and _SHA256.fullmatch(v)):
+        raise _bad(field, v, 'must be null or a SHA-256 (64 lowercase hex digits)')
+
+
+def _dtype(field: str, v):
+    if not isinstance(v, str) or v not in DTYPE_BYTES: raise _bad(field, v, f'must be one of {", ".join(DTYPE_BYTES)}')
+
+
+def _profile_settings(field: str, s) -> Mapping:
+    "The profiler's settings a profile records and its plans carry (`extra.profile_settings`), each known one checked."
+    _object(field, s)
+    if 'dtype' in s: _dtype(f'{field}.dtype', s['dtype'])
+    for k in ('extended', 'alpha'):
+        if k in s: _flag(f'{field}.{k}', s[k])
+    if 'profiler_version' in s: _integer(f'{field}.profiler_version', s['profiler_version'], 1, 10**6)
+    if 'veto_db' in s: _number(f'{field}.veto_db', s['veto_db'])
+    modes = s.get('modes', [])
+    if not isinstance(modes, list) or not all(isinstance(m, str) and re.fullmatch(r'\w+', m, re.ASCII) for m in modes):
+        raise _bad(f'{field}.modes', modes, "must be a list of distortion modes such as ['weight']")
+    for k, v in _object(f'{field}.priors', s.get('priors', {})).items(): _number(f'{field}.priors.{k}', v, 0.0, True)
+    cal = s.get('calibration')
+    if cal is not None:
+        _object(f'{field}.calibration', cal)
+        for k in ('n', 'length', 'seed'): _integer(f'{field}.calibration.{k}', cal.get(k))
+    return s
+
+
+def validate_plan(d) -> Mapping:
+    """Check every field of a plan (the dict of a `ram.plan/1` file) for type and range, before anything uses it, and
+    return it; else raise `ValueError` naming the field, its value and what is valid. Nothing is coerced (bits 4.7 is
+    refused, not read as 4), and the totals a plan states must be those of its tensors."""
+    _object('the plan', d)
+    _keys('the plan', d, _PLAN_KEYS, ('method', 'model', 'tensors', 'fixed_bytes', 'n_params'))
+    if d.get('schema', PLAN_SCHEMA) != PLAN_SCHEMA: raise _bad('schema', d['schema'], f'must be {PLAN_SCHEMA!r}')
+    _text('method', d['method'])
+    _text('model', d['model'])
+    _model_hash('model_hash', d.get('model_hash'))
+    if not re.fullmatch(r'\w+', _text('mode', d.get('mode', 'weight')), re.ASCII):
+        raise _bad('mode', d['mode'], "must name a distortion column of the profile, such as 'weight'")
+    fixed, n = _integer('fixed_bytes', d['fixed_bytes']), _integer('n_params', d['n_params'], 1, MAX_PARAMS)
+    budget = _text('budget', d.get('budget', ''), empty=True)
+    if d.get('budget_bytes') is not None:
+        _integer('budget_bytes', d['budget_bytes'], 1)
+        try: parse_budget(budget)
+        except ValueError as e: raise ValueError(f'budget is {_show(budget)}, which a plan with budget_bytes must '
+                                                 f'name: {e}') from None
+    for k in ('lambda', 'dual_bound', 'gap', 'total_D', 'bpw'):
+        if d.get(k) is not None: _number(k, d[k], 0.0 if k in ('total_D', 'bpw') else -math.inf)
+    extra = _object('extra', d.get('extra', {}))
+    _profile_settings('extra.profile_settings', extra.get('profile_settings', {}))
+    tensors = _object('tensors', d['tensors'])
+    if not tensors: raise _bad('tensors', tensors, 'must name a config for each quantizable tensor of the model')
+    total, total_D = fixed, 0.0
+    for name, t in tensors.items():
+        where = f'tensors[{_show(name)}]'
+        _module_path('a tensor name in tensors', name)
+        _keys(where, _object(where, t), _CHOICE_KEYS, ('bits', 'bytes'))
+        _config(t, lambda k: f'{where}.{k}', where)
+        total += _integer(f'{where}.bytes', t['bytes'])
+        _number(f'{where}.d', t.get('d', 0.0), 0.0)
+        total_D += _number(f'{where}.D', t.get('D', 0.0), 0.0)
+    if 'total_bytes' in d and _integer('total_bytes', d['total_bytes']) != total:
+        raise ValueError(f"total_bytes is {d['total_bytes']:,}, which does not match its tensors: fixed_bytes and "
+                         f"their bytes add up to {total:,}")
+    stated = {'total_D': total_D, 'bpw': 8 * total / n}
+    if d.get('dual_bound') is not None: stated['gap'] = total_D - d['dual_bound']
+    elif d.get('gap') is not None: raise _bad('gap', d['gap'], 'must be null when dual_bound is null')
+    for k, want in stated.items():
+        if d.get(k) is not None and not math.isclose(d[k], want, rel_tol=1e-9, abs_tol=1e-12):
+            raise _bad(k, d[k], f'the plan\'s tensors give {want:.12g}')
+    return d
+
+
+# %% ../nbs/00_core.ipynb #de8bc9e1
+PROFILE_COLUMNS = ('tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes',
+                   'sqnr', 'prior', 'alpha', 'vetoed')  # and one d_<mode> column per distortion mode
+_PROFILE_REQUIRED = ('tensor', 'kind', 'config', 'bits', 'group_size', 'mode', 'bytes', 'numel', 'd_weight', 'sqnr',
+                     'prior', 'alpha', 'vetoed')
+_PER_TENSOR = ('kind', 'layer', 'shape', 'numel', 'prior', 'alpha')  # the same in every row of a tensor
+
+
+def _shape(field: str, v) -> tuple:
+    "A profile's shape text ('64x128') as a tuple of positive integers."
+    if not isinstance(v, str) or not re.fullmatch(r'[1-9]\d{0,15}(x[1-9]\d{0,15})*', v):
+        raise _bad(field, v, "must be the tensor's shape as positive integers joined by 'x', such as '64x128'")
+    return tuple(map(int, v.split('x')))
+
+
+_CELL = {'tensor': _module_path, 'kind': _text, 'layer': lambda f, v: _integer(f, v, -1, 10**6), 'shape': _shape,
+         'numel': lambda f, v: _integer(f, v, 1, MAX_PARAMS), 'config': _text, 'bytes': _integer, 'sqnr': _number,
+         'prior': lambda f, v: _number(f, v, 0.0, above=True), 'alpha': lambda f, v: _number(f, v, 0.0, above=True),
+         'vetoed': _flag, 'bits': lambda f, v: v, 'group_size': lambda f, v: v, 'mode': lambda f, v: v}
+
+
+def _check_meta(meta: Mapping):
+    _object('meta', meta)
+    missing = [k for k in ('model', 'fixed_bytes', 'n_params') if k not in meta]
+    if missing: raise ValueError(f'meta lacks the fields {missing}; required: model, fixed_bytes, n_params')
+    _text('meta.model', meta['model'])
+    _integer('meta.fixed_bytes', meta['fixed_bytes'])
+    _integer('meta.n_params', meta['n_params'], 1, MAX_PARAMS)
+    _model_hash('meta.model_hash', meta.get('model_hash'))
+    if 'dtype' in meta: _dtype('meta.dtype', meta['dtype'])
+    if 'n_layers' in meta: _integer('meta.n_layers', meta['n_layers'], 1, 10**6)
+    if 'model_path' in meta: _text('meta.model_path', meta['model_path'])
+    if 'provenance' in meta: _object('meta.provenance', meta['provenance'])
+    if 'settings' in meta: _profile_settings('meta.settings', meta['settings'])
+    if not isinstance(meta.get('unquantizable', []), list): raise _bad('meta.unquantizable', meta['unquantizable'],
+                                                                       'must be a list of tensor names')
+    for i, t in enumerate(meta.get('unquantizable', [])): _module_path(f'meta.unquantizable[{i}]', t)
+
+
+def validate_profile(d) -> Mapping:
+    """Check every field of a profile (the dict of a `ram.profile/1` file) for type and range, before anything uses it,
+    and return it; else raise `ValueError` naming the field, its value and what is valid. Each row's bits, group_size
+    and mode make a valid config named by its `config`; with a `shape` column, `numel` and `bytes` are recomputed;
+    `d_*` are finite and >= 0; prior and alpha > 0; each tensor has one row per config, a 16-bit row never vetoed."""
+    _object('the profile', d)
+    _keys('the profile', d, ('schema', 'meta', 'column_order', 'columns'), ('meta', 'columns'))
+    if d.get('schema', PROFILE_SCHEMA) != PROFILE_SCHEMA:
+        raise _bad('schema', d['schema'], f'must be {PROFILE_SCHEMA!r}')
+    meta, cols = d['meta'], _object('columns', d['columns'])
+    _check_meta(meta)
+    unknown = [c for c in cols if c not in PROFILE_COLUMNS and not re.fullmatch(r'd_\w+', str(c), re.ASCII)]
+    if unknown: raise ValueError(f'columns has unknown columns {_show(unknown)}; valid: {", ".join(PROFILE_COLUMNS)} '
+                                 'and d_<mode>')
+    missing = [c for c in _PROFILE_REQUIRED if c not in cols]
+    if missing: raise ValueError(f'profile table lacks columns {missing}; required: {", ".join(_PROFILE_REQUIRED)}')
+    order = d.get('column_order', list(cols))
+    if not isinstance(order, list) or sorted(map(str, order)) != sorted(cols):
+        raise _bad('column_order', order, 'must list the names of columns, each once')
+    n = None
+    for c, v in cols.items():
+        if not isinstance(v, list): raise _bad(f'columns.{c}', v, 'must be a list, one value per row')
+        if n is not None and len(v) != n:
+            raise ValueError(f'columns.{c} has {len(v)} values, the columns before it {n}; each has one per row')
+        n = len(v)
+    if not n: raise ValueError('the profile has no rows; it needs one per (tensor, config): re-profile the model')
+    dtype, first, seen, kept = meta.get('dtype', 'bfloat16'), {}, set(), set()
+    for i in range(n):
+        row = {c: _CELL.get(c, lambda f, v: _number(f, v, 0.0))(f'columns.{c}[{i}]', v[i]) for c, v in cols.items()}
+        t = row['tensor']
+        c = _config(row, lambda k: f'columns.{k}[{i}]', f'row {i}')
+        if row['config'] != c.name: raise _bad(f'columns.config[{i}]', row['config'], f'its bits, group_size and mode '
+                                               f'make {c.name!r}')
+        if (t, c) in seen: raise ValueError(f'row {i}: {t} has a second {c.name} row; one row per tensor and config')
+        seen.add((t, c))
+        if 'shape' in row:
+            s = row['shape']
+            if math.prod(s) != row['numel']:
+                raise _bad(f'columns.numel[{i}]', row['numel'], f"its shape {cols['shape'][i]} has {math.prod(s):,}")
+            if not feasible(c, s): raise _bad(f'columns.config[{i}]', c.name, f'not feasible for shape {s}')
+            if tensor_bytes(s, c, dtype) != row['bytes']:
+                raise _bad(f'columns.bytes[{i}]', row['bytes'], f'{c.name} of shape {s} in {dtype} takes '
+                           f'{tensor_bytes(s, c, dtype):,}')
+        ref = first.setdefault(t, (i, row))
+        for k in _PER_TENSOR:
+            if k in row and row[k] != ref[1][k]:
+                raise _bad(f'columns.{k}[{i}]', row[k], f'row {ref[0]} of the same tensor {t} says {ref[1][k]!r}')
+        if not c.quantized:
+            if row['vetoed']: raise _bad(f'columns.vetoed[{i}]', True, 'a 16-bit row is never vetoed')
+            kept.add(t)
+    if missing := [t for t in first if t not in kept]:
+        raise ValueError(f'{missing[0]} has no 16b row; every tensor may stay at 16 bits: re-profile the model')
+    return d
+
+
 # %% ../nbs/00_core.ipynb #0f4b00fd
 def _read_json(path, what: str, schema: str) -> dict:
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'no {what} file at {path}')
     try: obj = json.loads(path.read_text(encoding='utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, an integer of 4300+ digits, deep nesting
         raise ValueError(f'{path} is not a valid {what} (truncated or corrupted JSON: {e})') from e
     if not isinstance(obj, dict) or obj.get('schema') != schema:
         got = obj.get('schema') if isinstance(obj, dict) else type(obj).__name__
@@ -483,21 +738,7 @@ class Profile:
     table: object
     meta: dict
 
-    REQUIRED = (
-        'tensor',
-        'kind',
-        'config',
-        'bits',
-        'group_size',
-        'mode',
-        'bytes',
-        'numel',
-        'd_weight',
-        'sqnr',
-        'prior',
-        'alpha',
-        'vetoed',
-    )
+    REQUIRED = _PROFILE_REQUIRED
 
     def __post_init__(self):
         missing = [c for c in self.REQUIRED if c not in self.table.columns]
@@ -522,15 +763,20 @@ class Profile:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> 'Profile':
-        try: return cls(pd.DataFrame(d['columns'])[list(d.get('column_order') or d['columns'])], dict(d['meta']))
-        except (KeyError, TypeError, ValueError) as e: raise ValueError(f'invalid profile: {e}') from e
+        "A profile from the dict of its file, every field checked first (`validate_profile`)."
+        try: validate_profile(d)
+        except ValueError as e: raise ValueError(f'invalid profile: {e}') from None
+        return cls(pd.DataFrame(d['columns'])[list(d.get('column_order') or d['columns'])], dict(d['meta']))
 
     def save(self, path) -> Path:
         write_atomic(path, dumps(self.to_dict()))
         return Path(path)
 
     @classmethod
-    def load(cls, path) -> 'Profile': return cls.from_dict(_read_json(path, 'RAM profile', PROFILE_SCHEMA))
+    def load(cls, path) -> 'Profile':
+        d = _read_json(path, 'RAM profile', PROFILE_SCHEMA)
+        try: return cls.from_dict(d)
+        except ValueError as e: raise ValueError(f'{path}: {e}') from None
 
 # %% ../nbs/00_core.ipynb #ac13089a
 @dataclass(frozen=True)
@@ -614,35 +860,22 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> 'Plan':
-        try:
-            p = cls(
-                d['method'],
-                d['model'],
-                {n: TensorChoice.from_dict(t) for n, t in d['tensors'].items()},
-                int(d['fixed_bytes']),
-                int(d['n_params']),
-                d.get('budget', ''),
-                d.get('budget_bytes'),
-                d.get('model_hash'),
-                d.get('mode', 'weight'),
-                d.get('lambda'),
-                d.get('dual_bound'),
-                d.get('extra', {}),
-            )
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f'invalid plan: missing or malformed field {e}') from e
-        if 'total_bytes' in d and int(d['total_bytes']) != p.total_bytes:
-            raise ValueError(
-                (f"invalid plan: total_bytes {d['total_bytes']} does not match its tensors ({p.total_bytes})")
-            )
-        return p
+        "A plan from the dict of its file, every field checked first (`validate_plan`)."
+        try: validate_plan(d)
+        except ValueError as e: raise ValueError(f'invalid plan: {e}') from None
+        return cls(d['method'], d['model'], {n: TensorChoice.from_dict(t) for n, t in d['tensors'].items()},
+                   d['fixed_bytes'], d['n_params'], d.get('budget', ''), d.get('budget_bytes'), d.get('model_hash'),
+                   d.get('mode', 'weight'), d.get('lambda'), d.get('dual_bound'), dict(d.get('extra', {})))
 
     def save(self, path) -> Path:
         write_atomic(path, dumps(self.to_dict()))
         return Path(path)
 
     @classmethod
-    def load(cls, path) -> 'Plan': return cls.from_dict(_read_json(path, 'RAM plan', PLAN_SCHEMA))
+    def load(cls, path) -> 'Plan':
+        d = _read_json(path, 'RAM plan', PLAN_SCHEMA)
+        try: return cls.from_dict(d)
+        except ValueError as e: raise ValueError(f'{path}: {e}') from None
 
 # %% ../nbs/00_core.ipynb #26474b92
 _HASHES: dict = {}

@@ -5,27 +5,31 @@
 # %% ../nbs/01_models.ipynb #84da2073
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import struct
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import mlx.core as mx
 import mlx.nn as nn
 import mlx_lm
 from mlx.utils import tree_flatten
-from mlx_lm.utils import _download, get_total_parameters
+from mlx_lm.utils import _download, _get_classes, get_total_parameters, load_config
 
-from .core import QuantConfig, feasible_configs, itemsize, natural_key
+from .core import QuantConfig, _show, feasible_configs, itemsize, natural_key
 from .reference import REFERENCE_NAMES, reference_folder
 
 
 # %% auto #0
-__all__ = ['TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors', 'is_quantized', 'require_unquantized',
-           'parameter_count', 'fixed_bytes', 'all_finite', 'require_finite', 'resolve', 'local_path',
-           'check_model_folder', 'load']
+__all__ = ['SAFETENSORS_DTYPES', 'MAX_HEADER_BYTES', 'TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors',
+           'is_quantized', 'require_unquantized', 'parameter_count', 'fixed_bytes', 'all_finite', 'require_finite',
+           'read_safetensors_header', 'check_config', 'check_index', 'resolve', 'local_path', 'check_model_folder',
+           'load']
 
 # %% ../nbs/01_models.ipynb #c1971ee9
 @dataclass(frozen=True)
@@ -130,6 +134,191 @@ def require_finite(model: nn.Module):
             raise ValueError(f'{k} holds NaN or Inf values; RAM will not profile or quantize a model with a non-finite '
                              'parameter. Fix the checkpoint first.')
 
+# %% ../nbs/01_models.ipynb #714c827f
+# the dtypes `mx.load` reads from a safetensors file, with their bytes per element
+SAFETENSORS_DTYPES = {'BOOL': 1, 'U8': 1, 'I8': 1, 'F8_E4M3': 1, 'F8_E8M0': 1, 'U16': 2, 'I16': 2, 'F16': 2, 'BF16': 2,
+                      'U32': 4, 'I32': 4, 'F32': 4, 'U64': 8, 'I64': 8, 'C64': 8}
+MAX_HEADER_BYTES = 100 << 20  # the safetensors format's own limit on the JSON header
+
+
+def _int_list(v, n: int | None = None) -> bool:
+    "Whether `v` is a list of integers >= 0 (of length `n` when given)."
+    return (isinstance(v, list) and (n is None or len(v) == n)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v))
+
+
+def read_safetensors_header(f) -> dict:
+    """The header of the safetensors file `f`, `{name: {'dtype', 'shape', 'data_offsets'}}`, read without its data and
+    with every field checked: the header length fits the file, the header is a JSON object, `__metadata__` maps
+    names to strings (or is null), each tensor has exactly a dtype MLX reads, a shape of integers >= 0 and
+    `data_offsets` `[begin, end]` spanning exactly its dtype's size times its elements, inside the file, overlapping
+    no other tensor.
+    Raises `ValueError` naming the file, the tensor, the field, its value and what is valid."""
+    f = Path(f)
+    size = f.stat().st_size
+
+    def bad(why): return ValueError(f'{f} is not a valid safetensors file: {why}; re-download or re-convert it')
+    with open(f, 'rb') as fh:
+        head = fh.read(8)
+        if len(head) < 8: raise bad(f'{size} bytes, shorter than the 8-byte header length')
+        (n,) = struct.unpack('<Q', head)
+        if not 2 <= n <= min(size - 8, MAX_HEADER_BYTES):
+            raise bad(f'a header of {n:,} bytes does not fit in a file of {size:,} bytes (the limit: '
+                      f'{MAX_HEADER_BYTES:,})')
+        raw = fh.read(n)
+    try: header = json.loads(raw)
+    except (ValueError, RecursionError) as e: raise bad(f'its header is not JSON ({e})') from None
+    if not isinstance(header, dict): raise bad(f'its header is {_show(header)}, not a JSON object')
+    meta = header.pop('__metadata__', None)  # MLX writes null when it has none
+    if not (meta is None or (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values()))):
+        raise bad(f'__metadata__ is {_show(meta)}; it must map names to strings')
+    spans = []
+    for name, t in header.items():
+        if not isinstance(t, dict) or set(t) != {'dtype', 'shape', 'data_offsets'}:
+            raise bad(f'tensor {name!r} is {_show(t)}; each tensor is an object of dtype, shape and data_offsets')
+        dtype, shape, offsets = t['dtype'], t['shape'], t['data_offsets']
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+            raise bad(f'tensor {name!r} has dtype {_show(dtype)}; valid: {", ".join(SAFETENSORS_DTYPES)}')
+        if not _int_list(shape): raise bad(f'tensor {name!r} has shape {_show(shape)}; valid: a list of integers >= 0')
+        if not _int_list(offsets, 2) or offsets[0] > offsets[1]:
+            raise bad(f'tensor {name!r} has data_offsets {_show(offsets)}; valid: [begin, end], integers with 0 <= '
+                      'begin <= end')
+        need = math.prod(shape) * SAFETENSORS_DTYPES[dtype]
+        if offsets[1] - offsets[0] != need:
+            raise bad(f'tensor {name!r} has data_offsets {offsets}, {offsets[1] - offsets[0]:,} bytes, but its dtype '
+                      f'{dtype} and shape {shape} take {need:,}')
+        spans.append((offsets[0], offsets[1], name))
+    end = max((e for _, e, _ in spans), default=0)
+    if 8 + n + end > size:
+        raise ValueError(f'{f} is truncated: its header describes {8 + n + end:,} bytes, the file has {size:,}; '
+                         're-download or re-convert it')
+    spans.sort()
+    for (b0, e0, a), (b1, e1, b) in zip(spans, spans[1:]):
+        if b1 < e0: raise bad(f'tensors {a!r} (bytes {b0:,} to {e0:,}) and {b!r} ({b1:,} to {e1:,}) overlap')
+    return header
+
+
+# %% ../nbs/01_models.ipynb #ffd1204e
+# fields that are sizes (integers >= 1) and constants that are finite and > 0, wherever an architecture has them
+_SIZES = ('hidden_size', 'num_hidden_layers', 'intermediate_size', 'num_attention_heads', 'num_key_value_heads',
+          'vocab_size', 'head_dim', 'moe_intermediate_size', 'num_experts', 'num_local_experts', 'n_routed_experts',
+          'num_experts_per_tok')
+_POSITIVE = ('rms_norm_eps', 'layer_norm_eps', 'norm_eps', 'rope_theta')
+_SIMPLE = {int: 'an integer', float: 'a number', bool: 'true or false', str: 'a string'}
+
+
+def _simple_type(hint):
+    "(type, None allowed) for a field annotated int, float, bool, str or Optional of one; else None (not checked)."
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Union and len(args) == 1 and args[0] in _SIMPLE: return args[0], True
+    return (hint, False) if hint in _SIMPLE else None
+
+
+_QUANT = ('bits', 'group_size')
+
+
+def _is_text(v) -> bool: return isinstance(v, str)
+
+
+def _is(v, t) -> bool:
+    if t is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, t) and (t is bool or not isinstance(v, bool))
+
+
+def check_config(cfg, path='config.json') -> dict:
+    """Check a model's config (the dict of its config.json) before the model is built, and return it: `model_type` names
+    an architecture of mlx-lm; every field its `ModelArgs` requires is there; each field it declares as an int, float,
+    bool or str (or Optional of one) has that type; the sizes (`_SIZES`) are integers >= 1 and the constants
+    (`_POSITIVE`) finite numbers > 0. A `quantization` entry has integer bits and group_size. Raises `ValueError`
+    naming `path`, the field, its value and what is valid. A config naming its own `model_file` (code of the folder,
+    loaded only with trust_remote_code) is checked for `model_type` only."""
+    if not isinstance(cfg, dict): raise ValueError(f'{path} holds {_show(cfg)}; a config is a JSON object')
+    mt = cfg.get('model_type')
+    if not isinstance(mt, str) or not re.fullmatch(r'\w+', mt, re.ASCII):
+        got = _show(mt) if 'model_type' in cfg else 'missing'
+        raise ValueError(f'{path}: model_type is {got}; it must name an mlx-lm architecture such as "llama" or '
+                         '"qwen3_moe"')
+    arch = cfg.get('architectures')
+    if not (arch is None or isinstance(arch, str) or (isinstance(arch, list) and all(map(_is_text, arch)))):
+        raise ValueError(f'{path}: architectures is {_show(arch)}; valid: a list of class names such as '
+                         '["LlamaForCausalLM"]')
+    q = cfg.get('quantization')
+    if q is not None and not (isinstance(q, dict) and all(_is(q.get(k), int) and q[k] >= 1 for k in _QUANT)):
+        raise ValueError(f'{path}: quantization is {_show(q)}; valid: an object with integer bits and group_size')
+    if 'model_file' in cfg: return cfg
+    try: _, args = _get_classes(cfg)
+    except ValueError:
+        raise ValueError(f'{path}: model_type {mt!r} is not an architecture this mlx-lm knows; valid: a module of '
+                         'mlx_lm.models, such as "llama" or "qwen3_moe"') from None
+    fields = {f.name: f for f in dataclasses.fields(args)}
+    need = [k for k, f in fields.items() if k not in cfg and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING]
+    if need:
+        raise ValueError(f'{path} lacks fields that a {mt!r} model needs: {", ".join(need)}; copy them from the '
+                         "model's original config.json")
+    try: hints = typing.get_type_hints(args)
+    except Exception: hints = {}  # an annotation this Python cannot evaluate: the types are not checked
+    for k, v in cfg.items():
+        if k not in fields: continue
+        st = _simple_type(hints.get(k))
+        if st is None or (v is None and (st[1] or fields[k].default is None)): continue
+        if not _is(v, st[0]):
+            raise ValueError(f'{path}: {k} is {_show(v)}; valid: {_SIMPLE[st[0]]}' + (' or null' if st[1] else ''))
+    for k in _SIZES:
+        if cfg.get(k) is not None and not (_is(cfg[k], int) and cfg[k] >= 1):
+            raise ValueError(f'{path}: {k} is {_show(cfg[k])}; valid: an integer >= 1')
+    for k in _POSITIVE:
+        if cfg.get(k) is not None and not (_is(cfg[k], float) and 0 < cfg[k] < math.inf):
+            raise ValueError(f'{path}: {k} is {_show(cfg[k])}; valid: a finite number > 0')
+    return cfg
+
+
+# %% ../nbs/01_models.ipynb #f9a8bbdd
+def _plain_shard_name(name) -> bool:
+    "Whether `name` (a shard named by an index) is a `*.safetensors` file name inside the folder: no path, no `..`."
+    return (isinstance(name, str) and name.endswith('.safetensors') and name == Path(name).name
+            and not any(c in name for c in '/\\\x00') and name not in ('.', '..'))
+
+
+def check_index(path, headers: Mapping[str, dict]) -> dict:
+    """Check a folder's `model.safetensors.index.json` at `path` against `headers` (each `*.safetensors` of the folder:
+    its header, by file name) and return it: a JSON object whose `weight_map` maps each tensor name to the file name of
+    a shard of the folder (no path, no `..`) whose header holds that tensor, and names every `*.safetensors` of the
+    folder (one it does not name would be loaded too: mlx-lm loads every `model*.safetensors`, RAM hashes every
+    `*.safetensors`, so it would silently replace indexed tensors); its `metadata`, when there, an object whose
+    total_size and total_parameters are integers >= 0. Raises `ValueError` naming the file and what is wrong."""
+    path = Path(path)
+    try: idx = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ValueError(f'{path} is not a valid safetensors index ({e})') from None
+    wm = idx.get('weight_map') if isinstance(idx, dict) else None
+    if not isinstance(wm, dict) or not wm:
+        raise ValueError(f'{path}: weight_map is {_show(wm)}; valid: an object mapping each tensor name to its shard')
+    meta = idx.get('metadata', {})
+    if not isinstance(meta, dict): raise ValueError(f'{path}: metadata is {_show(meta)}; valid: an object')
+    for k in ('total_size', 'total_parameters'):
+        v = meta.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f'{path}: metadata.{k} is {_show(v)}; valid: an integer >= 0')
+    bad = sorted({repr(v) for v in wm.values() if not _plain_shard_name(v)})
+    if bad:
+        raise ValueError(f'{path} names shards that are not *.safetensors files of its own folder (an absolute '
+                         f'path, "..", a separator): {", ".join(bad[:5])}; an index names shards by file name only')
+    shards = set(wm.values())
+    missing = sorted(s for s in shards if s not in headers)
+    if missing: raise ValueError(f'{path} names shards that are not in {path.parent}: {missing[:5]}')
+    stray = sorted(s for s in headers if s not in shards)
+    if stray:
+        raise ValueError(f'{path.parent} holds {len(stray)} *.safetensors files that {path.name} does not name: '
+                         f'{stray[:5]}; they would be loaded too and silently replace indexed weights. Move them '
+                         'out of the folder (or name them in the index)')
+    absent = [k for k, s in wm.items() if k not in headers[s]]
+    if absent:
+        raise ValueError(f'{path} names tensors their shards do not hold: {_show(absent[:3])} (said to be in '
+                         f'{wm[absent[0]]}); the index and the shards come from different exports')
+    return idx
+
+
 # %% ../nbs/01_models.ipynb #68b13c69
 _HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+$')
 
@@ -164,62 +353,20 @@ def local_path(model) -> Path:
 
 
 def check_model_folder(path) -> Path:
-    """Check a model folder before any work, reading only headers: config.json parses and names a `model_type`, every
-    `*.safetensors` has a readable header whose tensors lie inside the file (a truncated copy fails here), and an index
-    names only files of the folder (`_plain_shard_name`) that exist, and every `*.safetensors` of the folder: a file it
-    does not name would be loaded too (mlx-lm loads every `model*.safetensors`, RAM hashes every `*.safetensors`) and
-    silently replace indexed tensors. Raises `ValueError` naming the file and what is wrong."""
+    """Check a model folder before any work, reading only its config and headers, and return it: config.json
+    (`check_config`), the header of every `*.safetensors` (`read_safetensors_header`: a truncated copy fails here) and
+    the index if there is one (`check_index`). Raises `ValueError` naming the file and what is wrong."""
     path = Path(path)
-    try: cfg = json.loads((path / 'config.json').read_text(encoding='utf-8'))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    try: cfg = load_config(path)  # mlx-lm's reader: non-finite floats come tagged in its JSON
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError) as e:
         raise ValueError(
             f'{path / "config.json"} is unreadable or not valid JSON ({e}); a model folder needs a config.json '
             'with at least "model_type"'
-        ) from e
-    if not isinstance(cfg, dict) or 'model_type' not in cfg:
-        raise ValueError(
-            f'{path / "config.json"} has no "model_type"; it must name an mlx-lm architecture such as "llama" '
-            'or "qwen3_moe"'
-        )
-    for f in sorted(path.glob('*.safetensors')):
-        size = f.stat().st_size
-        try:
-            with open(f, 'rb') as fh:
-                head = fh.read(8)
-                if len(head) < 8: raise ValueError(f'{size} bytes, shorter than the 8-byte header length')
-                (n,) = struct.unpack('<Q', head)
-                if n > size - 8: raise ValueError(f'header of {n} bytes does not fit in a file of {size} bytes')
-                header = json.loads(fh.read(n))
-            end = max((v['data_offsets'][1] for k, v in header.items() if k != '__metadata__'), default=0)
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-            raise ValueError(f'{f} is not a valid safetensors file ({e}); re-download or re-convert it') from e
-        if 8 + n + end > size:
-            raise ValueError(f'{f} is truncated: its header describes {8 + n + end:,} bytes, the file has {size:,}; '
-                             're-download or re-convert it')
-    idx = path / 'model.safetensors.index.json'
-    if idx.exists():
-        try:
-            shards = set(json.loads(idx.read_text(encoding='utf-8'))['weight_map'].values())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f'{idx} is not a valid safetensors index ({e})') from e
-        bad = sorted(repr(v) for v in shards if not _plain_shard_name(v))
-        if bad:
-            raise ValueError(f'{idx} names shards that are not *.safetensors files of its own folder (an absolute '
-                             f'path, "..", a separator): {", ".join(bad[:5])}; an index names shards by file name only')
-        missing = sorted(v for v in shards if not (path / v).is_file())
-        if missing: raise ValueError(f'{idx} names shards that are not in {path}: {missing[:5]}')
-        stray = sorted(f.name for f in path.glob('*.safetensors') if f.name not in shards)
-        if stray:
-            raise ValueError(f'{path} holds {len(stray)} *.safetensors files that {idx.name} does not name: '
-                             f'{stray[:5]}; they would be loaded too and silently replace indexed weights. Move them '
-                             'out of the folder (or name them in the index)')
+        ) from None
+    check_config(cfg, path / 'config.json')
+    headers = {f.name: read_safetensors_header(f) for f in sorted(path.glob('*.safetensors'))}
+    if (path / 'model.safetensors.index.json').exists(): check_index(path / 'model.safetensors.index.json', headers)
     return path
-
-
-def _plain_shard_name(name) -> bool:
-    "Whether `name` (a shard named by an index) is a `*.safetensors` file name inside the folder: no path, no `..`."
-    return (isinstance(name, str) and name.endswith('.safetensors') and name == Path(name).name
-            and not any(c in name for c in '/\\\x00') and name not in ('.', '..'))
 
 
 def load(model='reference', lazy: bool = False, return_config: bool = False, return_path: bool = False,
@@ -237,5 +384,6 @@ def load(model='reference', lazy: bool = False, return_config: bool = False, ret
             raise ValueError(f'{src} needs to run Python code of its own to load (an auto_map or model_file entry); '
                              'RAM runs no code from a model folder unless told to: pass trust_remote_code=True (CLI: '
                              '--trust-remote-code) only if you trust this folder') from e
-        raise ValueError(f'mlx-lm cannot load {src}: {type(e).__name__}: {e}') from e
+        msg = re.sub(r'\s*\n\s*', ' ', str(e).strip())  # mlx-lm lists missing parameters on lines of their own
+        raise ValueError(f'mlx-lm cannot load {src}: {type(e).__name__}: {msg}') from e
     return (m, tok) + ((cfg,) if return_config else ()) + ((src,) if return_path else ())

@@ -34,6 +34,7 @@ from ram.core import (
     output_lock,
     provenance,
     recover_output,
+    safe_path_component,
     tensor_bytes,
     write_atomic,
 )
@@ -388,8 +389,16 @@ def profile_path(model, cache_root=None, **settings) -> Path:
     if unknown: raise ValueError(f'unknown profile settings {sorted(unknown)}; valid: {", ".join(defaults)}')
     s = {**defaults, **settings}
     key = hashlib.sha256(json.dumps(_settings(**s), sort_keys=True).encode()).hexdigest()[:10]
-    slug = Path(str(path)).name
+    slug = safe_path_component(Path(str(path)).name)  # a folder's name, as one safe path component
     return Path(cache_root or cache_dir() / 'profiles') / f'{slug}-{model_hash(path)[:12]}-{key}.json'
+
+
+def _may_write(path: Path, overwrite: bool):
+    "Refuse to write a profile at `path` when a folder is there, or a file without `overwrite`."
+    if path.is_dir(): raise FileExistsError(f'{path} is a folder; a profile is written to a file: choose a file name')
+    if path.exists() and not overwrite:
+        raise FileExistsError(f'{path} exists; pass overwrite=True (CLI: --overwrite) to replace it, or choose another '
+                              'file')
 
 
 def partial_path(path) -> Path:
@@ -405,12 +414,15 @@ def profile_to(
     stats: dict | None = None,
     checkpoint_seconds: float = 30.0,
     trust_remote_code: bool = False,
+    overwrite: bool = False,
     **settings,
 ) -> Profile:
     """Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run
-    left there; the whole run holds `output_lock(path)`."""
+    left there; the whole run holds `output_lock(path)`. An existing `path` is replaced only with `overwrite`, checked
+    before the work and again before the rename."""
     path = Path(path)
     part = partial_path(path)
+    _may_write(path, overwrite)
     with output_lock(path):  # a second run measuring into the same path is refused, not mixed with this one
         recover_output(part)  # a checkpoint's temporary copy left by a killed run
         check_disk(path, 1 << 20, 'the profile')
@@ -418,6 +430,7 @@ def profile_to(
                        trust_remote_code=trust_remote_code, **settings)
         # about 300 bytes of JSON a row, written beside itself
         check_disk(path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile')
+        _may_write(path, overwrite)  # again: a file may have appeared at `path` meanwhile
         prof.save(path)
         part.unlink(missing_ok=True)
     return prof

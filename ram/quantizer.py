@@ -51,7 +51,7 @@ from ram.models import (
 
 # %% auto #0
 __all__ = ['MAX_SHARD_BYTES', 'uniform_configs', 'predicted_bytes', 'quantize', 'safetensors_payload', 'save_weights',
-           'save_model_folder', 'check_plan', 'Condition', 'load_condition', 'quantize_to_folder']
+           'save_model_folder', 'check_plan', 'Condition', 'condition_label', 'load_condition', 'quantize_to_folder']
 
 # %% ../nbs/04_quantizer.ipynb #c738eeee
 def uniform_configs(model: nn.Module, config: QuantConfig) -> dict[str, QuantConfig]:
@@ -237,6 +237,12 @@ class Condition:
     sources: dict | None = None  # the source weights (lazy), for the NaN/Inf check as each module is written
 
 
+def condition_label(model, plan: Plan | None = None) -> str:
+    "How tables and default output names call `model`: its folder's name, or with `plan` the plan's method and budget."
+    if plan is None: return Path(str(model)).name or str(model)
+    return f'{plan.method}-{plan.budget}'.replace(' ', '')
+
+
 def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = None, force: bool = False,
                    keep_sources: bool = False, trust_remote_code: bool = False) -> Condition:
     """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
@@ -244,6 +250,7 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
     model's, no parameter holds NaN or Inf, and it was made for these weights (same hash) unless `force`. `dtype`
     defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is read).
     `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
+    plan = plan if plan is None or isinstance(plan, Plan) else Plan.load(plan)  # every field checked before loading
     m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True,
                              trust_remote_code=trust_remote_code)
     mhash = model_hash(path)
@@ -255,10 +262,9 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
             config=cfg,
             path=path,
             model_hash=mhash,
-            label=Path(str(model)).name or str(model),
+            label=condition_label(model),
             bytes=size,
         )
-    plan = plan if isinstance(plan, Plan) else Plan.load(plan)
     dtype = dtype or plan.dtype
     require_unquantized(m, str(model))
     check_plan(m, plan, dtype)
@@ -280,7 +286,7 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
         config=qcfg,
         path=path,
         model_hash=mhash,
-        label=f'{plan.method}-{plan.budget}'.replace(' ', ''),
+        label=condition_label(model, plan),
         bytes=size,
         sources=sources,
     )

@@ -298,12 +298,12 @@ def test_a_plan_that_lies_about_its_budget_or_tensors_is_refused(tmp_path, tiny,
     good = json.loads(plan.read_text())
     first = sorted(good['tensors'])[0]
     lies = {'budget_bytes': {'budget_bytes': 2 * good['budget_bytes']},
-            'budget_bytes: the plan says \'60084\'': {'budget_bytes': str(good['budget_bytes'])},
-            'budget: the plan says': {'budget': 'lots'},
+            'invalid plan: budget_bytes is "60084"; must be an integer': {'budget_bytes': str(good['budget_bytes'])},
+            'invalid plan: budget is "lots", which a plan with budget_bytes must name': {'budget': 'lots'},
             'the plan says 1 bytes': {'tensors': {**good['tensors'], first: {**good['tensors'][first], 'bytes': 1}}}}
     for want, change in lies.items():
         d = {**good, **change}
-        d.pop('total_bytes')  # a liar keeps its totals consistent
+        d.pop('total_bytes'), d.pop('bpw')  # a liar keeps its totals consistent
         bad = tmp_path / 'bad.json'
         bad.write_text(json.dumps(d))
         assert main(['quantize', str(src), str(bad), '-o', str(tmp_path / 'q')]) == 1
