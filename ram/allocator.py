@@ -616,8 +616,10 @@ def synthetic_table(
     )
 
 # %% ../nbs/03_allocator.ipynb #cae415b4
-def plan_budgets(profile, budgets, mode: str = 'weight', method: str = 'RAM') -> list:
-    "One RAM plan per budget from a `ram.core.Profile`, allocated on the `mode` distortion column."
+def plan_budgets(profile, budgets, mode: str | None = None, method: str = 'RAM') -> list:
+    """One RAM plan per budget from a `ram.core.Profile`, allocated on the `mode` distortion column (default: the
+    profile's `default_mode`: fisher when measured, else weight)."""
+    mode = mode or profile.default_mode
     bs = parse_budgets(budgets)
     table = profile.allocation_table(mode)
     fixed, n = int(profile.meta['fixed_bytes']), int(profile.meta['n_params'])

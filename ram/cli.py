@@ -17,6 +17,7 @@ from .blas import ensure_fast_blas
 from ram.core import (
     BUDGET_FORMS,
     GB,
+    LOSS_MODES,
     Plan,
     Profile,
     check_disk,
@@ -26,7 +27,7 @@ from ram.core import (
     write_atomic,
 )
 from .evaluate import downstream, perplexity
-from .profiler import MODES, cached_profile, profile_to
+from .profiler import DEFAULT_MODES, MODES, cached_profile, profile_to
 from .quantizer import condition_label, load_condition, quantize_to_folder
 from .reproduce import reproduce
 from .scoring import get_protocol
@@ -120,10 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     pp.add_argument(
         '--mode',
         nargs='+',
-        default=['weight'],
+        default=list(DEFAULT_MODES),
         choices=list(MODES),
-        help='Distortion modes to measure (default: weight). fisher: the predicted KL to the base model, in nats per '
-        'token, from a diagonal Fisher (forward and backward passes over the calibration windows).',
+        help=f'Distortion modes to measure (default: {" ".join(DEFAULT_MODES)}). fisher: the predicted KL to the base '
+        'model, in nats per token, from a diagonal Fisher (forward and backward passes over the calibration windows; '
+        'the whole model in memory). weight alone streams one tensor at a time.',
     )
     pp.add_argument('--extended', action='store_true', help='Also offer mxfp4, nvfp4 and mxfp8.')
     pp.add_argument(
@@ -137,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=['bfloat16', 'float16'],
         help='Dtype the model ships in (default: bfloat16).',
     )
-    pp.add_argument('--calib-n', type=_int_at_least(1), default=4, help='Calibration windows (default: 4).')
+    pp.add_argument('--calib-n', type=_int_at_least(1), default=16, help='Calibration windows (default: 16).')
     pp.add_argument(
         '--calib-length', type=_int_at_least(2), default=512, help='Calibration window length (default: 512).'
     )
@@ -158,8 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     pa._negative_number_matcher = re.compile(r'^-\.?\d')  # '-1GB' is a (refused) budget, not an option
     pa.add_argument(
         '--mode',
-        default='weight',
-        help='Which distortion column to allocate on (default: weight); fisher needs a profile measured with it.',
+        default=None,
+        help='Which distortion column to allocate on (default: fisher when the profile has it, else weight).',
     )
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
     pq = sub.add_parser(
@@ -308,9 +310,12 @@ def _plan_table(plans) -> str:
 def cmd_allocate(args):
     prof = Profile.load(args.profile)
     budgets = list(dict.fromkeys(re.sub(r'\s+', '', b) for b in args.budget))  # '16GB' and '16 GB' are one budget
-    plans = plan_budgets(prof, budgets, mode=args.mode)
-    hi = achievable_range(prof.allocation_table(args.mode), int(prof.meta['fixed_bytes']))[1]
+    mode = args.mode or prof.default_mode
+    plans = plan_budgets(prof, budgets, mode=mode)
+    hi = achievable_range(prof.allocation_table(mode), int(prof.meta['fixed_bytes']))[1]
     out = Path(args.out)
+    unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
+    print(f'allocated on the {mode} distortion{unit}')
     print(_plan_table(plans))
     for p in plans:
         if p.budget_bytes > hi:  # the plan is kept: the largest (least-distortion) one

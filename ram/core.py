@@ -31,12 +31,13 @@ import ram
 
 # %% auto #0
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'MAX_BUDGET',
-           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES', 'QuantConfig', 'candidates',
-           'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget',
-           'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit', 'provenance', 'dumps', 'safe_path_component',
-           'is_model_folder', 'check_output_folder', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock',
-           'recover_output', 'validate_plan', 'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash',
-           'cache_dir', 'natural_key', 'shard_names', 'group_shards', 'check_disk']
+           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES', 'DEFAULT_MODE',
+           'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes', 'bits_per_weight',
+           'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit', 'provenance', 'dumps',
+           'safe_path_component', 'is_model_folder', 'check_output_folder', 'write_atomic', 'atomic_folder',
+           'OutputLocked', 'output_lock', 'recover_output', 'validate_plan', 'validate_profile', 'Profile',
+           'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards',
+           'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -730,6 +731,7 @@ def _read_json(path, what: str, schema: str) -> dict:
 
 
 LOSS_MODES = ('fisher',)  # distortion modes measured in the model's loss (nats per token): D = d
+DEFAULT_MODE = 'fisher'  # the mode allocated on when a profile has it (chosen by the instrument in 02_profiler)
 
 
 @dataclass(frozen=True)
@@ -746,6 +748,11 @@ class Profile:
 
     @property
     def modes(self) -> list[str]: return [c[2:] for c in self.table.columns if c.startswith('d_')]
+
+    @property
+    def default_mode(self) -> str:
+        "`DEFAULT_MODE` when the profile measured it, else the data-free `weight` mode."
+        return DEFAULT_MODE if DEFAULT_MODE in self.modes else 'weight'
 
     def allocation_table(self, mode: str = 'weight'):
         """Rows the allocator may choose (vetoed configs dropped) with `D = prior * alpha * d_<mode>`, or `D = d_<mode>`
