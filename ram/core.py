@@ -324,19 +324,26 @@ PLAN_SCHEMA = 'ram.plan/1'
 
 def write_atomic(path, text: str):
     """Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left. A failed write
-    (a full disk) raises `OSError` naming `path`."""
+    (a full disk) raises `OSError` naming `path` and removes the folders it made for `path`."""
     path = Path(path)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(path):
-        recover_output(path)
-        tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-        try:
-            tmp.write_text(text, encoding='utf-8')
-            tmp.replace(path)
-        except OSError as e:  # a full disk says only '[Errno 28] No space left on device'
-            raise OSError(e.errno, f'cannot write {path}: {e.strerror or e}') from e
-        finally:
-            tmp.unlink(missing_ok=True)
+    try:
+        with output_lock(path):
+            recover_output(path)
+            tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+            try:
+                tmp.write_text(text, encoding='utf-8')
+                tmp.replace(path)
+            except OSError as e:  # a full disk says only '[Errno 28] No space left on device'
+                raise OSError(e.errno, f'cannot write {path}: {e.strerror or e}') from e
+            finally:
+                tmp.unlink(missing_ok=True)
+    except BaseException:
+        for p in made:  # the folders made for a write that did not land: no empty output left behind
+            try: p.rmdir()
+            except OSError: break
+        raise
 
 
 def _pid_alive(pid) -> bool:
