@@ -70,9 +70,9 @@ def main():
     base = base_log_probs(m, held)
     dtype = prof.meta.get('dtype', 'bfloat16')
 
-    def kl(configs, name):
+    def kl(configs, name):  # (KL to the base, change of the text's NLL), cached
         if name not in done:
-            done[name] = quantized_kl(m, held, base, configs, dtype)
+            done[name] = quantized_kl(m, held, base, configs, dtype, nll=True)
             tmp = cache.with_suffix('.tmp')
             tmp.write_text(json.dumps(done))
             tmp.replace(cache)
@@ -82,9 +82,10 @@ def main():
     tabs = {md: prof.allocation_table(md).set_index(['tensor', 'config']) for md in modes}
     rows = []
     for i, r in enumerate(pairs.itertuples()):
-        k = kl({r.tensor: QuantConfig.parse(r.config)}, f'{r.tensor}@{r.config}')
-        rows.append({**r._asdict(), 'kl': k, **{f'D_{md}': float(tabs[md].D[(r.tensor, r.config)]) for md in modes}})
-        print(f'{i + 1}/{len(pairs)} {r.tensor} {r.config}: KL {k:.3g}', flush=True)
+        k, dn = kl({r.tensor: QuantConfig.parse(r.config)}, f'{r.tensor}@{r.config}')
+        pred = {f'D_{md}': float(tabs[md].D[(r.tensor, r.config)]) for md in modes}
+        rows.append({**r._asdict(), 'kl': k, 'dnll': dn, **pred})
+        print(f'{i + 1}/{len(pairs)} {r.tensor} {r.config}: KL {k:.3g}, dNLL {dn:.3g}', flush=True)
     df = pd.DataFrame(rows).drop(columns='Index')
     summ = instrument_summary(df)
     # additivity: whole plans
@@ -94,15 +95,16 @@ def main():
     add = []
     for name, pl in plans.items():
         cfg = {n: t.config for n, t in pl.tensors.items() if t.config.quantized}
-        k = kl(cfg, 'plan:' + json.dumps(sorted((n, c.name) for n, c in cfg.items())))
+        k, dn = kl(cfg, 'plan:' + json.dumps(sorted((n, c.name) for n, c in cfg.items())))
         pred = {}
         for md in modes:
             t = tabs[md]
             pred[f'sumD_{md}'] = float(sum(t.D[(n, c.name)] for n, c in cfg.items()))
-        add.append({'plan': name, 'bytes': pl.total_bytes, 'kl': k, **pred})
-        print(f'{name}: KL {k:.4g}', flush=True)
+        add.append({'plan': name, 'bytes': pl.total_bytes, 'kl': k, 'dnll': dn, **pred})
+        print(f'{name}: KL {k:.4g}, dNLL {dn:.4g}', flush=True)
     add = pd.DataFrame(add)
     rho_add = {md: spearmanr(add[f'sumD_{md}'], add.kl)[0] for md in modes}
+    rho_add_nll = {md: spearmanr(add[f'sumD_{md}'], add.dnll)[0] for md in modes}
     df.to_csv(runs / 'd_instrument.csv', index=False)
     fig = plot_instrument(df, f'{model_slug(a.model)}: {len(df)} single-tensor pairs, {a.held_n} x {a.held_length} '
                               'held-out tokens')
@@ -112,7 +114,8 @@ def main():
              'Single tensors (predicted D against measured KL):', '',
              _md(summ.reset_index()), '', 'Whole plans (sum of predicted D against measured KL):', '',
              _md(add), '',
-             'Spearman over plans: ' + ', '.join(f'{md} {v:.2f}' for md, v in rho_add.items()), '',
+             'Spearman over plans (KL): ' + ', '.join(f'{md} {v:.2f}' for md, v in rho_add.items()), '',
+             'Spearman over plans (dNLL): ' + ', '.join(f'{md} {v:.2f}' for md, v in rho_add_nll.items()), '',
              f'fisher sum-of-D over measured KL per plan: '
              + (', '.join(f'{r.plan}: {r.sumD_fisher / r.kl:.2f}' for r in add.itertuples())
                 if 'fisher' in modes else 'n/a')]

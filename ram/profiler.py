@@ -463,26 +463,31 @@ def base_log_probs(model: nn.Module, wins: np.ndarray) -> list[mx.array]:
     return out
 
 
-def kl_to_base(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array]) -> float:
-    "Mean per-token KL(base || model), nats, over `wins` (`base` from `base_log_probs` on the same windows)."
-    tot = 0.0
+def kl_to_base(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array], nll: bool = False):
+    """Mean per-token KL(base || model), nats, over `wins` (`base` from `base_log_probs` on the same windows). With
+    `nll`, also the mean change of the NLL of the text's own next tokens: `(kl, dnll)`."""
+    tot = dn = 0.0
     for w, bp in zip(wins, base):
         lq = base_log_probs(model, w[None])[0]
         tot += float(mx.sum(mx.exp(bp) * (bp - lq)))
-    return tot / sum(len(b) for b in base)
+        if nll:
+            y = mx.array(w[1:])[:, None]
+            dn += float(mx.sum(mx.take_along_axis(bp - lq, y, axis=-1)))
+    n = sum(len(b) for b in base)
+    return (tot / n, dn / n) if nll else tot / n
 
 
 def quantized_kl(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array], configs: Mapping[str, QuantConfig],
-                 dtype: str = 'bfloat16') -> float:
-    """`kl_to_base` with the tensors named in `configs` replaced by their dequantized quantization (each cast to
-    `dtype` first, as it ships); the weights are restored after."""
+                 dtype: str = 'bfloat16', nll: bool = False):
+    """`kl_to_base` (with `nll`: `(kl, dnll)`) with the tensors named in `configs` replaced by their dequantized
+    quantization (each cast to `dtype` first, as it ships); the weights are restored after."""
     mods = dict(model.named_modules())
     keep = {n: mods[n].weight for n in configs}
     try:
         for n, c in configs.items():
             w = keep[n]
             mods[n].weight = _deq(w.astype(getattr(mx, dtype)), c).astype(w.dtype)
-        return kl_to_base(model, wins, base)
+        return kl_to_base(model, wins, base, nll)
     finally:
         for n, w in keep.items(): mods[n].weight = w
 
@@ -511,28 +516,32 @@ def instrument_pairs(profile: Profile, n: int = 64, seed: int = 0) -> pd.DataFra
 
 def instrument(model: nn.Module, profile: Profile, pairs: pd.DataFrame, wins: np.ndarray,
                modes: Sequence[str] | None = None, progress: bool = True) -> pd.DataFrame:
-    """For each pair, the measured KL of quantizing that tensor alone (`kl`) beside each mode's predicted `D`
-    (`D_<mode>`), on held-out windows `wins`. The model should be the profiled one, unquantized."""
+    """For each pair, the measured KL of quantizing that tensor alone (`kl`) and the change of the text's own NLL
+    (`dnll`, what perplexity sees) beside each mode's predicted `D` (`D_<mode>`), on held-out windows `wins`. The model
+    should be the profiled one, unquantized."""
     modes = list(modes or profile.modes)
     tabs = {md: profile.allocation_table(md).set_index(['tensor', 'config']).D for md in modes}
     dtype = profile.meta.get('dtype', 'bfloat16')
     base = base_log_probs(model, wins)
     rows = []
     for r in tqdm(pairs.itertuples(), total=len(pairs), desc='instrument', unit='pair', disable=not progress):
-        kl = quantized_kl(model, wins, base, {r.tensor: QuantConfig.parse(r.config)}, dtype)
-        rows.append({**r._asdict(), 'kl': kl, **{f'D_{md}': float(tabs[md][(r.tensor, r.config)]) for md in modes}})
+        kl, dn = quantized_kl(model, wins, base, {r.tensor: QuantConfig.parse(r.config)}, dtype, nll=True)
+        pred = {f'D_{md}': float(tabs[md][(r.tensor, r.config)]) for md in modes}
+        rows.append({**r._asdict(), 'kl': kl, 'dnll': dn, **pred})
     return pd.DataFrame(rows).drop(columns='Index')
 
 
 def instrument_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per mode: Spearman rank correlation of predicted `D` with measured KL (and its p-value), and the median ratio
-    predicted/measured (meaningful for loss-scaled modes only)."""
+    """Per mode: Spearman rank correlation of predicted `D` with measured KL (and its p-value), the median ratio
+    predicted/measured (meaningful for loss-scaled modes only), and the rank correlation with the NLL change when
+    measured (`spearman_dnll`)."""
     out = []
     for c in [c for c in df.columns if c.startswith('D_')]:
         rho, p = spearmanr(df[c], df.kl)
         ratio = (df[c] / df.kl.where(df.kl > 0)).median()
         out.append({'mode': c[2:], 'pairs': len(df), 'spearman': rho, 'p_value': p,
-                    'median_pred_over_measured': ratio if c[2:] in LOSS_MODES else float('nan')})
+                    'median_pred_over_measured': ratio if c[2:] in LOSS_MODES else float('nan'),
+                    **({'spearman_dnll': spearmanr(df[c], df.dnll)[0]} if 'dnll' in df else {})})
     return pd.DataFrame(out).set_index('mode')
 
 # %% ../nbs/02_profiler.ipynb #c793e031
