@@ -21,7 +21,9 @@ from ram.core import (
     Plan,
     Profile,
     check_disk,
+    check_output_file,
     dumps,
+    local_inputs,
     parse_budget,
     safe_path_component,
     write_atomic,
@@ -164,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         help='Which distortion column to allocate on (default: fisher when the profile has it, else weight).',
     )
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
+    pa.add_argument('--overwrite', action='store_true', help='Replace plan files that exist in OUT.')
     pq = sub.add_parser(
         'quantize',
         help='Apply a plan and write a model folder that stock mlx_lm loads.',
@@ -202,7 +205,9 @@ def _parser() -> argparse.ArgumentParser:
             action='store_true',
             help="Apply the plan even if MODEL hashes differently from the profiled model.",
         )
-        e.add_argument('-o', '--out', help='Output path stem (default: under runs/).')
+        e.add_argument('-o', '--out', help=('Output path stem: writes OUT.json and OUT.csv' if name == 'ppl' else
+                                            'Output JSON file') + ' (default: under runs/).')
+        e.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists (a file under runs/ always).')
         e.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
         if name == 'ppl':
             e.add_argument(
@@ -272,8 +277,8 @@ def cmd_profile(args):
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
     stats = {}
     trust = args.trust_remote_code
-    if args.out:  # resumes from the checkpoint a stopped run left beside OUT
-        path = Path(args.out)
+    if args.out is not None:  # resumes from the checkpoint a stopped run left beside OUT
+        path = check_output_file(args.out, args.overwrite, local_inputs(args.model), '-o')
         prof = profile_to(path, args.model, stats=stats, trust_remote_code=trust, overwrite=args.overwrite, **settings)
     else: prof, path = cached_profile(args.model, stats=stats, trust_remote_code=trust, **settings)
     t = prof.table
@@ -307,13 +312,20 @@ def _plan_table(plans) -> str:
     return '\n'.join(rows)
 
 
+def _plan_file(out: Path, budget: str) -> Path: return out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', budget)}.json"
+
+
 def cmd_allocate(args):
-    prof = Profile.load(args.profile)
     budgets = list(dict.fromkeys(re.sub(r'\s+', '', b) for b in args.budget))  # '16GB' and '16 GB' are one budget
+    if not args.out.strip(): raise ValueError("-o is '', which names no folder; give a folder for the plan files")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'-o {args.out} is a file; give a folder for the plan files (default: plans)')
+    for b in budgets: check_output_file(_plan_file(out, b), args.overwrite, local_inputs(args.profile), '-o')
+    prof = Profile.load(args.profile)
     mode = args.mode or prof.default_mode
     plans = plan_budgets(prof, budgets, mode=mode)
     hi = achievable_range(prof.allocation_table(mode), int(prof.meta['fixed_bytes']))[1]
-    out = Path(args.out)
     unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
     print(f'allocated on the {mode} distortion{unit}')
     print(_plan_table(plans))
@@ -321,8 +333,8 @@ def cmd_allocate(args):
         if p.budget_bytes > hi:  # the plan is kept: the largest (least-distortion) one
             print(f'note: budget {p.budget} ({p.budget_bytes:,} bytes) exceeds the largest achievable size '
                   f'{hi:,} bytes ({hi / GB:.4f} GB); the plan is the largest one')
-        f = out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', p.budget)}.json"
-        p.save(f)
+        f = _plan_file(out, p.budget)
+        p.save(f, args.overwrite)
         print(f'written: {f}')
     return plans
 
@@ -354,6 +366,9 @@ def cmd_ppl(args):
     proto = get_protocol(args.protocol, args.n, args.length, args.seed)
     plan = Plan.load(args.plan) if args.plan else None  # every field checked before the model is loaded
     stem = Path(args.out or f'runs/ppl/{safe_path_component(condition_label(args.model, plan))}-{proto.name}')
+    replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun
+    check_output_file(stem if args.out is None else args.out, replace, local_inputs(args.model, args.plan), '-o',
+                      ('.json', '.csv'))
     check_disk(stem, (1 << 20) + 512 * proto.n, 'the perplexity results')  # before the scoring, not after it
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
@@ -367,7 +382,7 @@ def cmd_ppl(args):
         f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
     )
     print(_stats_table({label: r}, sizes={label: size}))
-    js, cs = r.save(stem)
+    js, cs = r.save(stem, replace)
     print(f'  written: {js}, {cs}')
     return r
 
@@ -376,6 +391,8 @@ def cmd_eval(args):
     plan = Plan.load(args.plan) if args.plan else None
     suffix = f'-limit{args.limit}' if args.limit else ''
     out = Path(args.out or f'runs/eval/{safe_path_component(condition_label(args.model, plan))}{suffix}.json')
+    replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun
+    check_output_file(out if args.out is None else args.out, replace, local_inputs(args.model, args.plan), '-o')
     check_disk(out, 1 << 20, 'the evaluation results')
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
@@ -389,6 +406,6 @@ def cmd_eval(args):
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
     for r in res['table']:
         print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
-    write_atomic(out, dumps(res))
+    write_atomic(out, dumps(res), replace)
     print(f'  written: {out}')
     return res

@@ -34,10 +34,10 @@ __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTY
            'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES', 'DEFAULT_MODE',
            'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes', 'bits_per_weight',
            'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit', 'provenance', 'dumps',
-           'safe_path_component', 'is_model_folder', 'check_output_folder', 'write_atomic', 'atomic_folder',
-           'OutputLocked', 'output_lock', 'recover_output', 'validate_plan', 'validate_profile', 'Profile',
-           'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards',
-           'check_disk']
+           'safe_path_component', 'is_model_folder', 'check_output_folder', 'local_inputs', 'check_output_file',
+           'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output', 'validate_plan',
+           'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key',
+           'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -317,14 +317,59 @@ def check_output_folder(out, overwrite: bool = False, keep: Sequence = ()) -> Pa
         raise FileExistsError(f'{given} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
     return real
 
+
+def local_inputs(*items) -> list[Path]:
+    "The `items` (a model, a plan, a profile) that name local files or folders, resolved: what a run reads."
+    return [Path(str(p)).expanduser().resolve() for p in items
+            if isinstance(p, (str, os.PathLike)) and str(p) and Path(str(p)).expanduser().exists()]
+
+
+def check_output_file(path, overwrite: bool = False, protect: Sequence = (), field: str = 'the output',
+                      suffixes: Sequence[str] = ('',)) -> Path:
+    """Check, before any work, that a file may be written at `path` (each of `suffixes` appended: a stem's `.json`,
+    `.csv`); return `path` with its folder resolved. Refused with one line naming `field`, the value and what is valid:
+    a name that is empty, `.`, `..` or ends in a separator; a folder; a file equal to or inside one of `protect` (what
+    the run reads: the source model folder, a plan), even with `overwrite`; an existing file without `overwrite`.
+    Nothing is touched."""
+    s = str(path)
+    if not s.strip() or s.endswith(('/', os.sep)) or Path(s).name in ('', '.', '..'):
+        raise ValueError(f'{field} is {s!r}, which names no file; give a file path such as results/run1')
+    base = _place(s)
+    if base.is_dir() and not base.is_symlink(): raise FileExistsError(f'{field} {s} is a folder; give a file path')
+    kept = [Path(str(k)).expanduser().resolve() for k in protect]
+    for x in suffixes:
+        f, shown = base.with_name(base.name + x), s + x
+        for k in kept:
+            if f == k: raise FileExistsError(f'{field} {shown} is {k}, a file this run reads; choose another file')
+            if k in f.parents:
+                raise FileExistsError(f'{field} {shown} is inside {k}, the model folder this run reads; write outside '
+                                      'it (--overwrite never writes into it)')
+        if f.is_dir() and not f.is_symlink(): raise FileExistsError(f'{field} {shown} is a folder; give a file path')
+        if os.path.lexists(f) and not overwrite:
+            raise FileExistsError(f'{field} {shown} exists; pass overwrite=True (CLI: --overwrite) to replace it, or '
+                                  'choose another file')
+    return base
+
 # %% ../nbs/00_core.ipynb #cb0ca374
 PROFILE_SCHEMA = 'ram.profile/1'
 PLAN_SCHEMA = 'ram.plan/1'
 
 
-def write_atomic(path, text: str):
-    """Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left. A failed write
-    (a full disk) raises `OSError` naming `path` and removes the folders it made for `path`."""
+def _rename_new(tmp: Path, path: Path):
+    "Give `tmp` the name `path` only if nothing holds it: a hard link fails on an existing name, atomically."
+    try: os.link(tmp, path)
+    except FileExistsError: raise
+    except OSError:  # no hard links on this filesystem: check, then rename
+        if os.path.lexists(path): raise FileExistsError(str(path)) from None
+        os.rename(tmp, path)
+        return
+    tmp.unlink()
+
+
+def write_atomic(path, text: str, overwrite: bool = True):
+    """Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left. Without
+    `overwrite`, a file that appeared at `path` meanwhile raises `FileExistsError` and is kept. A failed write (a full
+    disk) raises `OSError` naming `path` and removes the folders it made for `path`."""
     path = Path(path)
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +379,11 @@ def write_atomic(path, text: str):
             tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
             try:
                 tmp.write_text(text, encoding='utf-8')
-                tmp.replace(path)
+                if overwrite: tmp.replace(path)
+                else: _rename_new(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f'{path} appeared while this run worked; pass overwrite=True (CLI: --overwrite) '
+                                      'to replace it, or choose another file') from None
             except OSError as e:  # a full disk says only '[Errno 28] No space left on device'
                 raise OSError(e.errno, f'cannot write {path}: {e.strerror or e}') from e
             finally:
@@ -782,8 +831,8 @@ class Profile:
         except ValueError as e: raise ValueError(f'invalid profile: {e}') from None
         return cls(pd.DataFrame(d['columns'])[list(d.get('column_order') or d['columns'])], dict(d['meta']))
 
-    def save(self, path) -> Path:
-        write_atomic(path, dumps(self.to_dict()))
+    def save(self, path, overwrite: bool = True) -> Path:
+        write_atomic(path, dumps(self.to_dict()), overwrite)
         return Path(path)
 
     @classmethod
@@ -881,8 +930,8 @@ class Plan:
                    d['fixed_bytes'], d['n_params'], d.get('budget', ''), d.get('budget_bytes'), d.get('model_hash'),
                    d.get('mode', 'weight'), d.get('lambda'), d.get('dual_bound'), dict(d.get('extra', {})))
 
-    def save(self, path) -> Path:
-        write_atomic(path, dumps(self.to_dict()))
+    def save(self, path, overwrite: bool = True) -> Path:
+        write_atomic(path, dumps(self.to_dict()), overwrite)
         return Path(path)
 
     @classmethod

@@ -29,8 +29,10 @@ from ram.core import (
     QuantConfig,
     cache_dir,
     check_disk,
+    check_output_file,
     dumps,
     itemsize,
+    local_inputs,
     model_hash,
     output_lock,
     provenance,
@@ -395,14 +397,6 @@ def profile_path(model, cache_root=None, **settings) -> Path:
     return Path(cache_root or cache_dir() / 'profiles') / f'{slug}-{model_hash(path)[:12]}-{key}.json'
 
 
-def _may_write(path: Path, overwrite: bool):
-    "Refuse to write a profile at `path` when a folder is there, or a file without `overwrite`."
-    if path.is_dir(): raise FileExistsError(f'{path} is a folder; a profile is written to a file: choose a file name')
-    if path.exists() and not overwrite:
-        raise FileExistsError(f'{path} exists; pass overwrite=True (CLI: --overwrite) to replace it, or choose another '
-                              'file')
-
-
 def partial_path(path) -> Path:
     "The checkpoint of an unfinished profile that will be saved at `path`."
     path = Path(path)
@@ -421,10 +415,10 @@ def profile_to(
 ) -> Profile:
     """Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run
     left there; the whole run holds `output_lock(path)`. An existing `path` is replaced only with `overwrite`, checked
-    before the work and again before the rename."""
+    before the work and again at the rename; never a file inside the model folder (`check_output_file`)."""
     path = Path(path)
     part = partial_path(path)
-    _may_write(path, overwrite)
+    check_output_file(path, overwrite, local_inputs(model))
     with output_lock(path):  # a second run measuring into the same path is refused, not mixed with this one
         recover_output(part)  # a checkpoint's temporary copy left by a killed run
         check_disk(path, 1 << 20, 'the profile')
@@ -432,8 +426,7 @@ def profile_to(
                        trust_remote_code=trust_remote_code, **settings)
         # about 300 bytes of JSON a row, written beside itself
         check_disk(path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile')
-        _may_write(path, overwrite)  # again: a file may have appeared at `path` meanwhile
-        prof.save(path)
+        prof.save(path, overwrite)  # again at the rename: a file may have appeared at `path` meanwhile
         part.unlink(missing_ok=True)
     return prof
 

@@ -356,7 +356,7 @@ def test_profile_replaces_an_existing_file_only_with_overwrite(tmp_path, tiny, c
     assert out.read_text() == 'my notes'
     (tmp_path / 'dir.json').mkdir()
     assert main(['profile', str(tiny[1]), '-o', str(tmp_path / 'dir.json'), '--overwrite']) == 1
-    assert 'dir.json is a folder; a profile is written to a file' in _one_line(capsys, 'profile')
+    assert 'dir.json is a folder; give a file path' in _one_line(capsys, 'profile')
     assert main(['profile', str(tiny[1]), '-o', str(out), '--overwrite']) == 0
     Profile.load(out)
 

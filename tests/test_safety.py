@@ -493,3 +493,68 @@ def test_a_killed_checkpoint_leaves_nothing_after_the_next_run(tmp_path, tiny):
     for p in left: p.write_text('half')
     profile_to(out, src, progress=False)
     assert sorted(x.name for x in tmp_path.iterdir()) == ['p.json']
+
+
+# --- 9. an output file never replaces a user's file, nor lands in the model folder a run reads -----------------------
+
+@pytest.fixture
+def no_scoring(monkeypatch):
+    "A refusal must come before any work: loading or profiling a model fails the test."
+    import ram.cli
+    def fail(*a, **k): raise AssertionError('work began before the output was checked')
+    for name in ('load_condition', 'profile_to', 'cached_profile'): monkeypatch.setattr(ram.cli, name, fail)
+    monkeypatch.setattr(core.Profile, 'load', fail)
+
+
+def test_an_output_file_never_lands_in_the_source_model_folder(tmp_path, tiny, capsys, no_scoring):
+    _, plan = tiny
+    victim = save_tiny_model(tmp_path / 'victim')
+    before = _files(tmp_path)
+    for argv in (['ppl', str(victim), '-o', str(victim / 'config')],
+                 ['ppl', str(victim), '--plan', str(plan), '-o', str(plan)[:-len('.json')]],
+                 ['eval', str(victim), '-o', str(victim / 'tokenizer.json')],
+                 ['eval', str(victim), '-o', str(victim / 'sub' / 'new.json')],
+                 ['profile', str(victim), '-o', str(victim / 'p.json')]):
+        assert main([*argv, '--overwrite']) == 1, argv
+        err = _one_error_line(capsys, argv[0])
+        assert ('is inside ' + str(victim.resolve()) + ', the model folder this run reads; write outside it' in err
+                or 'a file this run reads; choose another file' in err), err
+    assert _files(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ['victim']
+
+
+def test_an_output_file_replaces_a_file_only_with_overwrite(tmp_path, tiny, capsys, no_scoring, monkeypatch):
+    src, _ = tiny
+    monkeypatch.chdir(tmp_path)
+    for f in ('mine.json', 'mine.csv', 'plans/plan-4.5bpw.json'):
+        Path(f).parent.mkdir(exist_ok=True); Path(f).write_text('keep')
+    Path('folder').mkdir()
+    before = _files(tmp_path)
+    cases = [(['ppl', str(src), '-o', 'mine'], "-o mine.json exists; pass overwrite=True (CLI: --overwrite)"),
+             (['eval', str(src), '-o', 'mine.csv'], '-o mine.csv exists; pass overwrite=True'),
+             (['allocate', 'p.json', '--budget', '4.5bpw', '-o', 'plans'], '-o plans/plan-4.5bpw.json exists; pass'),
+             (['allocate', 'p.json', '--budget', '4.5bpw', '-o', 'mine.csv'], '-o mine.csv is a file; give a folder'),
+             (['allocate', 'p.json', '--budget', '4.5bpw', '-o', ''], "-o is '', which names no folder"),
+             (['profile', str(src), '-o', 'mine.json'], '-o mine.json exists; pass overwrite=True'),
+             (['eval', str(src), '-o', 'folder', '--overwrite'], '-o folder is a folder; give a file path')]
+    cases += [([cmd, str(src), '-o', bad, '--overwrite'], f'-o is {bad!r}, which names no file; give a file path')
+              for cmd in ('ppl', 'eval', 'profile') for bad in ('.', '', 'new/', '..')]
+    for argv, want in cases:
+        assert main(argv) == 1, argv
+        assert want in _one_error_line(capsys, argv[0]), argv
+    assert _files(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        'folder', 'mine.csv', 'mine.json', 'plans']
+
+
+def test_an_output_file_that_appears_during_the_run_is_kept(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    import ram.cli
+    out = tmp_path / 'r.json'
+    def user_writes(*a, **k):
+        out.write_text('keep')  # a file appears at the output while the model is scored
+        return {'table': [], 'provenance': {}, 'seconds': 0.0}
+    monkeypatch.setattr(ram.cli, 'downstream', user_writes)
+    assert main(['eval', str(src), '-o', str(out)]) == 1
+    assert 'r.json appeared while this run worked; pass overwrite=True' in _one_error_line(capsys, 'eval')
+    assert out.read_text() == 'keep' and sorted(p.name for p in tmp_path.iterdir()) == ['r.json']
+    assert main(['eval', str(src), '-o', str(out), '--overwrite']) == 0
+    assert json.loads(out.read_text())['table'] == []
