@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import sys
@@ -24,6 +25,7 @@ from ram.core import (
     check_output_file,
     dumps,
     local_inputs,
+    output_lock,
     parse_budget,
     safe_path_component,
     write_atomic,
@@ -312,6 +314,14 @@ def _plan_table(plans) -> str:
     return '\n'.join(rows)
 
 
+@contextlib.contextmanager
+def _writing(*paths):
+    "Hold `output_lock` on each of `paths` for the whole run: a second run writing any of them is refused at once."
+    with contextlib.ExitStack() as stack:
+        for p in paths: stack.enter_context(output_lock(p))
+        yield
+
+
 def _plan_file(out: Path, budget: str) -> Path: return out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', budget)}.json"
 
 
@@ -322,6 +332,10 @@ def cmd_allocate(args):
     if out.exists() and not out.is_dir():
         raise FileExistsError(f'-o {args.out} is a file; give a folder for the plan files (default: plans)')
     for b in budgets: check_output_file(_plan_file(out, b), args.overwrite, local_inputs(args.profile), '-o')
+    with _writing(*(_plan_file(out, b) for b in budgets)): return _allocate(args, budgets, out)
+
+
+def _allocate(args, budgets: list[str], out: Path):
     prof = Profile.load(args.profile)
     mode = args.mode or prof.default_mode
     plans = plan_budgets(prof, budgets, mode=mode)
@@ -369,6 +383,11 @@ def cmd_ppl(args):
     replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun
     check_output_file(stem if args.out is None else args.out, replace, local_inputs(args.model, args.plan), '-o',
                       ('.json', '.csv'))
+    with _writing(stem.with_name(stem.name + '.json'), stem.with_name(stem.name + '.csv')):
+        return _score_ppl(args, proto, plan, stem, replace)
+
+
+def _score_ppl(args, proto, plan, stem: Path, replace: bool):
     check_disk(stem, (1 << 20) + 512 * proto.n, 'the perplexity results')  # before the scoring, not after it
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
@@ -393,6 +412,10 @@ def cmd_eval(args):
     out = Path(args.out or f'runs/eval/{safe_path_component(condition_label(args.model, plan))}{suffix}.json')
     replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun
     check_output_file(out if args.out is None else args.out, replace, local_inputs(args.model, args.plan), '-o')
+    with _writing(out): return _score_eval(args, plan, out, replace)
+
+
+def _score_eval(args, plan, out: Path, replace: bool):
     check_disk(out, 1 << 20, 'the evaluation results')
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes

@@ -477,12 +477,14 @@ def _lock_fd(lock: Path, path) -> int:
 @contextlib.contextmanager
 def output_lock(path):
     """Hold an exclusive lock on writing `path` (a file or folder) for the block: a sibling `.NAME.lock` holding our
-    PID, removed at the end. Another process holding it raises `OutputLocked`, one line that names its PID."""
+    PID, removed at the end with the folders made for it that stayed empty. Another process holding it raises
+    `OutputLocked`, one line that names its PID."""
     path = _place(path)
     lock = path.with_name(f'.{path.name}.lock')
     if str(lock) in _HELD:
         yield
         return
+    made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]  # deepest first
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = _lock_fd(lock, path)
     _HELD.add(str(lock))
@@ -494,6 +496,9 @@ def output_lock(path):
         _HELD.discard(str(lock))
         lock.unlink(missing_ok=True)
         os.close(fd)
+        for p in made:  # the folders made for a run that wrote nothing in them: none left empty
+            try: p.rmdir()
+            except OSError: break
 
 
 def _remove(p: Path):

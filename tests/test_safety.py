@@ -558,3 +558,36 @@ def test_an_output_file_that_appears_during_the_run_is_kept(tmp_path, tiny, caps
     assert out.read_text() == 'keep' and sorted(p.name for p in tmp_path.iterdir()) == ['r.json']
     assert main(['eval', str(src), '-o', str(out), '--overwrite']) == 0
     assert json.loads(out.read_text())['table'] == []
+
+
+def test_two_runs_writing_the_same_result_file_are_refused(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    import ram.cli
+    def fail(*a, **k): raise AssertionError('the model was loaded by a run that should be refused')
+    for held, argv in [('r.json', ['ppl', str(src), '-o', str(tmp_path / 'r')]),
+                       ('r.csv', ['ppl', str(src), '-o', str(tmp_path / 'r')]),
+                       ('e.json', ['eval', str(src), '-o', str(tmp_path / 'e.json')]),
+                       ('plans/plan-4bpw.json', ['allocate', 'p.json', '--budget', '4.5bpw', '4bpw', '-o',
+                                                 str(tmp_path / 'plans')])]:
+        p = _holding(tmp_path / held)
+        try:
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(ram.cli, 'load_condition', fail)
+                m.setattr(core.Profile, 'load', fail)
+                assert main(argv) == 1, argv
+            err = _one_error_line(capsys, argv[0])
+            assert f'{held} is being written by another ram process (pid {p.pid}); wait for it' in err, err
+        finally:
+            p.stdin.close(); p.wait()
+    assert list(tmp_path.iterdir()) == []  # the refused runs left nothing, not even the plans folder
+    assert main(['ppl', str(src), '-o', str(tmp_path / 'new' / 'r'), '--n', '2', '--length', '32']) == 0
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*')) == ['new', 'new/r.csv', 'new/r.json']
+
+
+def test_a_failed_run_leaves_no_folder_for_its_output(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    import ram.cli
+    def broken(*a, **k): raise ValueError('broken model')
+    monkeypatch.setattr(ram.cli, 'load_condition', broken)
+    assert main(['ppl', str(src), '-o', str(tmp_path / 'a' / 'b' / 'r')]) == 1
+    assert 'broken model' in _one_error_line(capsys, 'ppl') and list(tmp_path.iterdir()) == []
