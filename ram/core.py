@@ -478,24 +478,30 @@ def _lock_fd(lock: Path, path) -> int:
 def output_lock(path):
     """Hold an exclusive lock on writing `path` (a file or folder) for the block: a sibling `.NAME.lock` holding our
     PID, removed at the end with the folders made for it that stayed empty. Another process holding it raises
-    `OutputLocked`, one line that names its PID."""
+    `OutputLocked`, one line that names its PID; any other failure (a full disk) an `OSError` that names `path`."""
     path = _place(path)
     lock = path.with_name(f'.{path.name}.lock')
     if str(lock) in _HELD:
         yield
         return
     made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]  # deepest first
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = _lock_fd(lock, path)
-    _HELD.add(str(lock))
+    fd = None
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f'{os.getpid()}\n'.encode())
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = _lock_fd(lock, path)
+            _HELD.add(str(lock))
+            os.ftruncate(fd, 0)
+            os.write(fd, f'{os.getpid()}\n'.encode())
+        except OutputLocked: raise
+        except OSError as e:  # a full disk says only '[Errno 28] No space left on device': name the output
+            raise OSError(e.errno, f'cannot write the lock file {lock} of {path}: {e.strerror or e}') from e
         yield
     finally:
-        _HELD.discard(str(lock))
-        lock.unlink(missing_ok=True)
-        os.close(fd)
+        if fd is not None:
+            _HELD.discard(str(lock))
+            lock.unlink(missing_ok=True)
+            os.close(fd)
         for p in made:  # the folders made for a run that wrote nothing in them: none left empty
             try: p.rmdir()
             except OSError: break

@@ -591,3 +591,22 @@ def test_a_failed_run_leaves_no_folder_for_its_output(tmp_path, tiny, capsys, mo
     monkeypatch.setattr(ram.cli, 'load_condition', broken)
     assert main(['ppl', str(src), '-o', str(tmp_path / 'a' / 'b' / 'r')]) == 1
     assert 'broken model' in _one_error_line(capsys, 'ppl') and list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_taking_the_lock_names_the_output(tmp_path, tiny, capsys, monkeypatch):
+    src, plan = tiny
+    real = os.write
+    def full(fd, data):  # the PID written into the lock file is the first write of every run
+        if data == f'{os.getpid()}\n'.encode(): raise OSError(28, 'No space left on device')
+        return real(fd, data)
+    monkeypatch.setattr(os, 'write', full)
+    for argv, out in [(['quantize', str(src), str(plan), '-o', str(tmp_path / 'o' / 'q')], tmp_path / 'o' / 'q'),
+                      (['profile', str(src), '-o', str(tmp_path / 'o' / 'p.json')], tmp_path / 'o' / 'p.json'),
+                      (['allocate', 'p.json', '--budget', '4bpw', '-o', str(tmp_path / 'o')],
+                       tmp_path / 'o' / 'plan-4bpw.json'),
+                      (['ppl', str(src), '-o', str(tmp_path / 'o' / 'r')], tmp_path / 'o' / 'r.json')]:
+        assert main(argv) == 1, argv
+        err = _one_error_line(capsys, argv[0])
+        assert f'[Errno 28] cannot write the lock file {out.parent / ("." + out.name + ".lock")} of {out}: No space ' \
+               'left on device' in err, err
+        assert list(tmp_path.iterdir()) == []  # nor the folder made for it
