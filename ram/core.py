@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import hashlib
 import json
@@ -31,13 +32,13 @@ import ram
 
 # %% auto #0
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'MAX_BUDGET',
-           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES', 'DEFAULT_MODE',
-           'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes', 'bits_per_weight',
-           'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit', 'provenance', 'dumps',
-           'safe_path_component', 'is_model_folder', 'check_output_folder', 'local_inputs', 'check_output_file',
-           'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output', 'validate_plan',
-           'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key',
-           'shard_names', 'group_shards', 'check_disk']
+           'MODEL_FOLDER_FILES', 'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES',
+           'DEFAULT_MODE', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes',
+           'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit',
+           'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder', 'local_inputs',
+           'check_output_file', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output',
+           'validate_plan', 'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir',
+           'natural_key', 'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -291,15 +292,32 @@ def is_model_folder(path) -> bool:
     return p.is_dir() and (p / 'config.json').is_file() and any(p.glob('*.safetensors'))
 
 
-_REPLACEABLE = ('--overwrite replaces only a model folder (config.json and *.safetensors, as RAM and mlx-lm write one) '
-                'that is not the working directory, a folder above it or the source model')
+# what RAM and mlx-lm write into a model folder: weights, config, tokenizer, model card, RAM's plan
+MODEL_FOLDER_FILES = ('config.json', 'generation_config.json', '*.safetensors', 'model.safetensors.index.json',
+                      'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt',
+                      'tokenizer.model', 'added_tokens.json', 'chat_template.*', 'README.md', 'ram_plan.json')
+_REPLACEABLE = ('--overwrite replaces only a model folder (config.json and *.safetensors, as RAM and mlx-lm write one, '
+                'holding nothing else) that is not the working directory, a folder above it or the source model')
+
+
+def _foreign(folder: Path) -> str | None:
+    """The first entry of `folder` (by name) that no model folder holds, else None: a subfolder, a file not in
+    `MODEL_FOLDER_FILES`, a `*.py` unless config.json names model code (`auto_map`, `model_file`), which RAM copies."""
+    try: cfg = json.loads((folder / 'config.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError, RecursionError): cfg = None
+    code = isinstance(cfg, dict) and ('auto_map' in cfg or 'model_file' in cfg)
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        known = any(fnmatch.fnmatchcase(p.name, pat) for pat in MODEL_FOLDER_FILES) or (code and p.suffix == '.py')
+        if not (known and p.is_file()): return p.name
+    return None
 
 
 def check_output_folder(out, overwrite: bool = False, keep: Sequence = ()) -> Path:
     """Check, before any work, that a model folder may be written at `out`; return it resolved. A new name is fine. An
-    existing one only with `overwrite`, and only when it is a model folder (`is_model_folder`) that is not a link, the
-    working directory or a folder above it, one of the folders in `keep` (the source model) or a folder above one of
-    them. Anything else raises `FileExistsError` saying why and what is valid; nothing is touched."""
+    existing one only with `overwrite`, and only when it is a model folder (`is_model_folder`) holding nothing else
+    (`_foreign`) that is not a link, the working directory or a folder above it, one of the folders in `keep` (the
+    source model) or a folder above one of them. Anything else raises `FileExistsError` saying why and what is valid;
+    nothing is touched."""
     given = Path(out).expanduser()
     real, here = given.resolve(), Path.cwd().resolve()
     if not given.is_symlink() and not real.exists(): return real
@@ -310,8 +328,9 @@ def check_output_folder(out, overwrite: bool = False, keep: Sequence = ()) -> Pa
            else 'is a folder above the current working directory' if real in here.parents
            else 'is the source model folder' if real in kept
            else 'holds the source model folder' if any(real in k.parents for k in kept)
-           else None if is_model_folder(real)
-           else 'is not a model folder (no config.json and *.safetensors)')
+           else 'is not a model folder (no config.json and *.safetensors)' if not is_model_folder(real)
+           else f'holds {other!r}, which is no part of a model folder' if (other := _foreign(real))
+           else None)
     if why: raise FileExistsError(f'{given} {why}; {_REPLACEABLE}; choose another output folder')
     if not overwrite:
         raise FileExistsError(f'{given} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')

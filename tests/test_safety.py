@@ -610,3 +610,30 @@ def test_a_full_disk_while_taking_the_lock_names_the_output(tmp_path, tiny, caps
         assert f'[Errno 28] cannot write the lock file {out.parent / ("." + out.name + ".lock")} of {out}: No space ' \
                'left on device' in err, err
         assert list(tmp_path.iterdir()) == []  # nor the folder made for it
+
+
+def test_overwrite_never_replaces_a_model_folder_that_holds_a_users_file(tmp_path, tiny, capsys):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
+    for extra in ('README.md', 'chat_template.jinja'):  # what mlx-lm and transformers also write: still replaced
+        (out / extra).write_text('x')
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
+    (out / 'mine.txt').write_text('my notes')
+    (out / 'modeling_x.py').write_text('# mine')
+    before = _files(tmp_path)
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1
+    err = _one_error_line(capsys, 'quantize')
+    assert f"{out} holds 'mine.txt', which is no part of a model folder; --overwrite replaces only" in err, err
+    (out / 'mine.txt').unlink()
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1  # code the config names not
+    assert "holds 'modeling_x.py'" in _one_error_line(capsys, 'quantize')
+    (out / 'modeling_x.py').unlink(); (out / 'sub').mkdir()
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1
+    assert "holds 'sub'" in _one_error_line(capsys, 'quantize')
+    before.pop('q/mine.txt'); before.pop('q/modeling_x.py')
+    assert _files(tmp_path) == before
+    cfg = json.loads((out / 'config.json').read_text())  # a folder whose config names its code: the code is its own
+    (out / 'config.json').write_text(json.dumps({**cfg, 'auto_map': {'AutoModel': 'modeling_x.Model'}}))
+    (out / 'sub').rmdir(); (out / 'modeling_x.py').write_text('# its own')
+    assert core.check_output_folder(out, overwrite=True) == out.resolve()
