@@ -752,7 +752,8 @@ def validate_profile(d) -> Mapping:
     """Check every field of a profile (the dict of a `ram.profile/1` file) for type and range, before anything uses it,
     and return it; else raise `ValueError` naming the field, its value and what is valid. Each row's bits, group_size
     and mode make a valid config named by its `config`; with a `shape` column, `numel` and `bytes` are recomputed;
-    `d_*` are finite and >= 0; prior and alpha > 0; each tensor has one row per config, a 16-bit row never vetoed."""
+    `d_*` are finite and >= 0; prior and alpha > 0; each tensor has one row per config, a 16-bit row never vetoed;
+    `meta.fixed_bytes` is the bytes of the `meta.n_params` not in the tensors, in `meta.dtype`."""
     _object('the profile', d)
     _keys('the profile', d, ('schema', 'meta', 'column_order', 'columns'), ('meta', 'columns'))
     if d.get('schema', PROFILE_SCHEMA) != PROFILE_SCHEMA:
@@ -800,6 +801,12 @@ def validate_profile(d) -> Mapping:
             kept.add(t)
     if missing := [t for t in first if t not in kept]:
         raise ValueError(f'{missing[0]} has no 16b row; every tensor may stay at 16 bits: re-profile the model')
+    n_params, weights = meta['n_params'], sum(r['numel'] for _, r in first.values())
+    if n_params < weights: raise _bad('meta.n_params', n_params, f'its tensors alone hold {weights:,} parameters')
+    want = (n_params - weights) * itemsize(dtype)  # the parameters no config applies to (norms, biases), in `dtype`
+    if meta['fixed_bytes'] != want:
+        raise _bad('meta.fixed_bytes', meta['fixed_bytes'], f'must be {want:,}: its {n_params - weights:,} parameters '
+                   f"outside the tensors (meta.n_params {n_params:,} less the tensors' {weights:,}) in {dtype}")
     return d
 
 
