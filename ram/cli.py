@@ -31,7 +31,7 @@ from ram.core import (
     write_atomic,
 )
 from .evaluate import downstream, perplexity
-from .profiler import DEFAULT_MODES, MODES, cached_profile, profile_to
+from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_to
 from .quantizer import condition_label, load_condition, quantize_to_folder
 from .reproduce import reproduce
 from .scoring import get_protocol
@@ -280,6 +280,7 @@ def cmd_profile(args):
     stats = {}
     trust = args.trust_remote_code
     if args.out is not None:  # resumes from the checkpoint a stopped run left beside OUT
+        clear_leftovers(args.out)  # a killed run's temporary copies go even when this run is refused
         path = check_output_file(args.out, args.overwrite, local_inputs(args.model), '-o')
         prof = profile_to(path, args.model, stats=stats, trust_remote_code=trust, overwrite=args.overwrite, **settings)
     else: prof, path = cached_profile(args.model, stats=stats, trust_remote_code=trust, **settings)
@@ -292,7 +293,7 @@ def cmd_profile(args):
         if stats.get('resumed'): print(f"resumed: {stats['resumed']} tensors measured by a stopped run were reused")
         print(f"profiling: {stats['seconds']:.1f} s for {stats['weight_configs'] / 1e6:.0f}M weight-configs "
               f"({stats['weight_configs'] / stats['seconds'] / 1e6:.1f}M weight-configs/s)")
-    print(f'written: {path}')
+    print(f"{'written' if stats else 'reused'}: {path}")  # stats: measured now
     return path
 
 

@@ -58,8 +58,8 @@ from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32,
 # %% auto #0
 __all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA',
            'tensor_errors', 'prior', 'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'profile',
-           'profile_path', 'partial_path', 'profile_to', 'cached_profile', 'base_log_probs', 'kl_to_base',
-           'quantized_kl', 'instrument_pairs', 'instrument', 'instrument_summary', 'plot_instrument']
+           'profile_path', 'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'base_log_probs',
+           'kl_to_base', 'quantized_kl', 'instrument_pairs', 'instrument', 'instrument_summary', 'plot_instrument']
 
 # %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -403,6 +403,12 @@ def partial_path(path) -> Path:
     return path.with_name(f'.{path.name}.partial')
 
 
+def clear_leftovers(path) -> list[str]:
+    "Clear what killed runs left beside the profile `path` and beside its checkpoint (`recover_output` on both)."
+    if Path(path).name in ('', '.', '..'): return []  # no file name: refused by `check_output_file`
+    return recover_output(path) + recover_output(partial_path(path))
+
+
 def profile_to(
     path,
     model='reference',
@@ -418,9 +424,9 @@ def profile_to(
     before the work and again at the rename; never a file inside the model folder (`check_output_file`)."""
     path = Path(path)
     part = partial_path(path)
+    clear_leftovers(path)  # a killed run's temporary copies go even when this run is refused
     check_output_file(path, overwrite, local_inputs(model))
     with output_lock(path):  # a second run measuring into the same path is refused, not mixed with this one
-        recover_output(part)  # a checkpoint's temporary copy left by a killed run
         check_disk(path, 1 << 20, 'the profile')
         prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds,
                        trust_remote_code=trust_remote_code, **settings)
@@ -438,6 +444,7 @@ def cached_profile(model='reference', cache_root=None, progress: bool = True, st
     then). Returns it and its path."""
     path = profile_path(model, cache_root, **settings)
     if path.exists():
+        clear_leftovers(path)
         if progress: print(f'ram: reusing profile {path}')
         return Profile.load(path), path
     prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code, **settings)

@@ -637,3 +637,25 @@ def test_overwrite_never_replaces_a_model_folder_that_holds_a_users_file(tmp_pat
     (out / 'config.json').write_text(json.dumps({**cfg, 'auto_map': {'AutoModel': 'modeling_x.Model'}}))
     (out / 'sub').rmdir(); (out / 'modeling_x.py').write_text('# its own')
     assert core.check_output_folder(out, overwrite=True) == out.resolve()
+
+
+def test_a_killed_checkpoints_leftovers_go_when_a_profile_is_reused_or_refused(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
+    assert main(['profile', str(src)]) == 0
+    cached = Path(capsys.readouterr().out.strip().splitlines()[-1].removeprefix('written: '))
+    assert cached.is_file(), cached
+    mine = tmp_path / 'p.json'
+    mine.write_text('mine')
+    for path in (cached, mine):
+        pid = _dead_pid()
+        for p in (path.with_name(f'..{path.name}.partial.tmp-{pid}'), path.with_name(f'.{path.name}.tmp-{pid}')):
+            p.write_text('half')
+    before = cached.read_bytes()
+    assert main(['profile', str(src)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == f'reused: {cached}' and 'written' not in out, out
+    assert main(['profile', str(src), '-o', str(mine)]) == 1
+    assert 'p.json exists; pass' in _one_error_line(capsys, 'profile')
+    assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name] and cached.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cache', 'p.json'] and mine.read_text() == 'mine'
