@@ -74,8 +74,15 @@ _TRUST_HELP = ("Let MODEL's own Python code (a tokenizer or config auto_map, a c
                'off by default, as in mlx-lm. Only for folders you trust.')
 
 
+class _Parser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose rejection is one line, `ram CMD: error: ...`, and a hint; no usage block. Exit 2."
+    def error(self, message):
+        message = re.sub(r'\s*\n\s*', ' ', message)
+        self.exit(2, f"{self.prog}: error: {message}\nrun '{self.prog} -h' for usage\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ram', description='RAM: budget-aware mixed-precision quantization for MLX.')
+    p = _Parser(prog='ram', description='RAM: budget-aware mixed-precision quantization for MLX.')
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND')
     r = sub.add_parser(
         'reproduce',

@@ -360,8 +360,9 @@ def test_every_cli_argument_is_checked_before_any_work(tmp_path, tiny, monkeypat
     argv = [str(src) if a == 'M' else 'p.json' if a == 'P' else a for a in argv]
     with pytest.raises(SystemExit) as e: main(argv)
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]  # argparse prints the usage line, then the error
+    err, hint = capsys.readouterr().err.strip().splitlines()  # one line, one hint: no usage block
     assert err.startswith(f'ram {argv[0]}: error: argument {arg}: ') and want in err, err
+    assert hint == f"run 'ram {argv[0]} -h' for usage", hint
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
@@ -659,3 +660,17 @@ def test_a_killed_checkpoints_leftovers_go_when_a_profile_is_reused_or_refused(t
     assert 'p.json exists; pass' in _one_error_line(capsys, 'profile')
     assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name] and cached.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ['cache', 'p.json'] and mine.read_text() == 'mine'
+
+
+@pytest.mark.parametrize('argv, want', [
+    (['quantize', 'm', 'p.json'], 'ram quantize: error: the following arguments are required: -o/--out'),
+    (['nope'], "ram: error: argument COMMAND: invalid choice: 'nope'"),
+    (['ppl', 'm', '--bogus'], 'ram: error: unrecognized arguments: --bogus'),
+    (['profile', 'm', '--mode', 'x'], "ram profile: error: argument --mode: invalid choice: 'x' (choose from"),
+])
+def test_an_argument_error_is_one_line_and_a_hint(argv, want, capsys):
+    with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    prog = want.split(': error')[0]
+    assert len(lines) == 2 and lines[0].startswith(want) and lines[1] == f"run '{prog} -h' for usage", lines
