@@ -249,6 +249,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _for_cli(message: str) -> str:
+    """An error as a `ram` user reads it: one line, and `pass --overwrite` where the library says `pass overwrite=True
+    (CLI: --overwrite)` (so too --force, --trust-remote-code)."""
+    return re.sub(r'\b\w+=True \(CLI: (--[\w-]+)\)', r'\1', re.sub(r'\s*\n\s*', ' ', message.strip()))
+
+
 def main(argv=None, reexec: bool = False):
     "Run a `ram` command. Only the console entry point (`run`) may re-execute the process for a real BLAS."
     p = _parser()
@@ -259,7 +265,7 @@ def main(argv=None, reexec: bool = False):
         ensure_fast_blas(reexec=reexec)
     try: globals()[f'cmd_{args.cmd}'](args)  # the subcommand's function, cmd_<name>, defined below
     except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
-        print(f'ram {args.cmd}: error: ' + re.sub(r'\s*\n\s*', ' ', str(e).strip()), file=sys.stderr)  # one line
+        print(f'ram {args.cmd}: error: ' + _for_cli(str(e)), file=sys.stderr)
         return 1
     return 0
 

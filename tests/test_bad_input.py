@@ -358,7 +358,7 @@ def test_profile_replaces_an_existing_file_only_with_overwrite(tmp_path, tiny, c
     out = tmp_path / 'p.json'
     out.write_text('my notes')
     assert main(['profile', str(tiny[1]), '-o', str(out)]) == 1
-    assert 'p.json exists; pass overwrite=True (CLI: --overwrite)' in _one_line(capsys, 'profile')
+    assert 'p.json exists; pass --overwrite to replace it, or choose another file' in _one_line(capsys, 'profile')
     assert out.read_text() == 'my notes'
     (tmp_path / 'dir.json').mkdir()
     assert main(['profile', str(tiny[1]), '-o', str(tmp_path / 'dir.json'), '--overwrite']) == 1

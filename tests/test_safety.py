@@ -109,7 +109,7 @@ def test_overwrite_still_replaces_a_model_folder(tmp_path, tiny, capsys):
     assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
     first = _files(out)
     assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1
-    assert 'q exists; pass overwrite=True (CLI: --overwrite)' in _one_error_line(capsys, 'quantize')
+    assert 'q exists; pass --overwrite or choose another folder' in _one_error_line(capsys, 'quantize')
     assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
     assert _files(out) == first and sorted(p.name for p in tmp_path.iterdir()) == ['q']
 
@@ -140,7 +140,7 @@ def test_a_model_folder_never_runs_its_code(tmp_path):
     assert 'Do you wish to run the custom code' not in p.stdout + p.stderr
     assert p.returncode == 1, p.stderr
     err = p.stderr.strip().splitlines()[-1]
-    assert err.startswith('ram profile: error: ') and '--trust-remote-code' in err, p.stderr
+    assert err.startswith('ram profile: error: ') and 'pass --trust-remote-code only if you trust' in err, p.stderr
     assert not (tmp_path / 'p.json').exists()
 
 
@@ -469,7 +469,7 @@ def test_an_interrupted_overwrite_is_undone_on_the_next_run(tmp_path, tiny, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == (f'ram: restored {out} from .q.old-{pid}: an --overwrite (pid {pid}) was interrupted before the '
                       'new copy took its name'), err
-    assert err[1].startswith('ram quantize: error: ') and 'q exists; pass overwrite=True' in err[1], err
+    assert err[1].startswith('ram quantize: error: ') and 'q exists; pass --overwrite' in err[1], err
     assert _files(out) == first and sorted(x.name for x in tmp_path.iterdir()) == ['q']
 
 
@@ -530,12 +530,12 @@ def test_an_output_file_replaces_a_file_only_with_overwrite(tmp_path, tiny, caps
         Path(f).parent.mkdir(exist_ok=True); Path(f).write_text('keep')
     Path('folder').mkdir()
     before = _files(tmp_path)
-    cases = [(['ppl', str(src), '-o', 'mine'], "-o mine.json exists; pass overwrite=True (CLI: --overwrite)"),
-             (['eval', str(src), '-o', 'mine.csv'], '-o mine.csv exists; pass overwrite=True'),
+    cases = [(['ppl', str(src), '-o', 'mine'], '-o mine.json exists; pass --overwrite to replace it, or choose'),
+             (['eval', str(src), '-o', 'mine.csv'], '-o mine.csv exists; pass --overwrite'),
              (['allocate', 'p.json', '--budget', '4.5bpw', '-o', 'plans'], '-o plans/plan-4.5bpw.json exists; pass'),
              (['allocate', 'p.json', '--budget', '4.5bpw', '-o', 'mine.csv'], '-o mine.csv is a file; give a folder'),
              (['allocate', 'p.json', '--budget', '4.5bpw', '-o', ''], "-o is '', which names no folder"),
-             (['profile', str(src), '-o', 'mine.json'], '-o mine.json exists; pass overwrite=True'),
+             (['profile', str(src), '-o', 'mine.json'], '-o mine.json exists; pass --overwrite'),
              (['eval', str(src), '-o', 'folder', '--overwrite'], '-o folder is a folder; give a file path')]
     cases += [([cmd, str(src), '-o', bad, '--overwrite'], f'-o is {bad!r}, which names no file; give a file path')
               for cmd in ('ppl', 'eval', 'profile') for bad in ('.', '', 'new/', '..')]
@@ -555,7 +555,7 @@ def test_an_output_file_that_appears_during_the_run_is_kept(tmp_path, tiny, caps
         return {'table': [], 'provenance': {}, 'seconds': 0.0}
     monkeypatch.setattr(ram.cli, 'downstream', user_writes)
     assert main(['eval', str(src), '-o', str(out)]) == 1
-    assert 'r.json appeared while this run worked; pass overwrite=True' in _one_error_line(capsys, 'eval')
+    assert 'r.json appeared while this run worked; pass --overwrite to replace it' in _one_error_line(capsys, 'eval')
     assert out.read_text() == 'keep' and sorted(p.name for p in tmp_path.iterdir()) == ['r.json']
     assert main(['eval', str(src), '-o', str(out), '--overwrite']) == 0
     assert json.loads(out.read_text())['table'] == []
@@ -674,3 +674,11 @@ def test_an_argument_error_is_one_line_and_a_hint(argv, want, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     prog = want.split(': error')[0]
     assert len(lines) == 2 and lines[0].startswith(want) and lines[1] == f"run '{prog} -h' for usage", lines
+
+
+def test_cli_errors_name_the_flag_not_the_keyword():
+    from ram.cli import _for_cli
+    assert _for_cli('q exists; pass overwrite=True (CLI: --overwrite) or choose\n another') == (
+        'q exists; pass --overwrite or choose another')
+    assert _for_cli('pass trust_remote_code=True (CLI: --trust-remote-code) only') == 'pass --trust-remote-code only'
+    assert _for_cli('pass force=True (CLI: --force)') == 'pass --force'
