@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import sys
@@ -21,13 +22,16 @@ from ram.core import (
     Plan,
     Profile,
     check_disk,
+    check_output_file,
     dumps,
+    local_inputs,
+    output_lock,
     parse_budget,
     safe_path_component,
     write_atomic,
 )
 from .evaluate import downstream, perplexity
-from .profiler import DEFAULT_MODES, MODES, cached_profile, profile_to
+from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_to
 from .quantizer import condition_label, load_condition, quantize_to_folder
 from .reproduce import reproduce
 from .scoring import get_protocol
@@ -70,8 +74,15 @@ _TRUST_HELP = ("Let MODEL's own Python code (a tokenizer or config auto_map, a c
                'off by default, as in mlx-lm. Only for folders you trust.')
 
 
+class _Parser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose rejection is one line, `ram CMD: error: ...`, and a hint; no usage block. Exit 2."
+    def error(self, message):
+        message = re.sub(r'\s*\n\s*', ' ', message)
+        self.exit(2, f"{self.prog}: error: {message}\nrun '{self.prog} -h' for usage\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ram', description='RAM: budget-aware mixed-precision quantization for MLX.')
+    p = _Parser(prog='ram', description='RAM: budget-aware mixed-precision quantization for MLX.')
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND')
     r = sub.add_parser(
         'reproduce',
@@ -164,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         help='Which distortion column to allocate on (default: fisher when the profile has it, else weight).',
     )
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
+    pa.add_argument('--overwrite', action='store_true', help='Replace plan files that exist in OUT.')
     pq = sub.add_parser(
         'quantize',
         help='Apply a plan and write a model folder that stock mlx_lm loads.',
@@ -202,7 +214,9 @@ def _parser() -> argparse.ArgumentParser:
             action='store_true',
             help="Apply the plan even if MODEL hashes differently from the profiled model.",
         )
-        e.add_argument('-o', '--out', help='Output path stem (default: under runs/).')
+        e.add_argument('-o', '--out', help=('Output path stem: writes OUT.json and OUT.csv' if name == 'ppl' else
+                                            'Output JSON file') + ' (default: under runs/).')
+        e.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists (a file under runs/ always).')
         e.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
         if name == 'ppl':
             e.add_argument(
@@ -235,6 +249,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _for_cli(message: str) -> str:
+    """An error as a `ram` user reads it: one line, and `pass --overwrite` where the library says `pass overwrite=True
+    (CLI: --overwrite)` (so too --force, --trust-remote-code)."""
+    return re.sub(r'\b\w+=True \(CLI: (--[\w-]+)\)', r'\1', re.sub(r'\s*\n\s*', ' ', message.strip()))
+
+
 def main(argv=None, reexec: bool = False):
     "Run a `ram` command. Only the console entry point (`run`) may re-execute the process for a real BLAS."
     p = _parser()
@@ -245,7 +265,7 @@ def main(argv=None, reexec: bool = False):
         ensure_fast_blas(reexec=reexec)
     try: globals()[f'cmd_{args.cmd}'](args)  # the subcommand's function, cmd_<name>, defined below
     except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
-        print(f'ram {args.cmd}: error: ' + re.sub(r'\s*\n\s*', ' ', str(e).strip()), file=sys.stderr)  # one line
+        print(f'ram {args.cmd}: error: ' + _for_cli(str(e)), file=sys.stderr)
         return 1
     return 0
 
@@ -272,8 +292,9 @@ def cmd_profile(args):
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
     stats = {}
     trust = args.trust_remote_code
-    if args.out:  # resumes from the checkpoint a stopped run left beside OUT
-        path = Path(args.out)
+    if args.out is not None:  # resumes from the checkpoint a stopped run left beside OUT
+        clear_leftovers(args.out)  # a killed run's temporary copies go even when this run is refused
+        path = check_output_file(args.out, args.overwrite, local_inputs(args.model), '-o')
         prof = profile_to(path, args.model, stats=stats, trust_remote_code=trust, overwrite=args.overwrite, **settings)
     else: prof, path = cached_profile(args.model, stats=stats, trust_remote_code=trust, **settings)
     t = prof.table
@@ -285,7 +306,7 @@ def cmd_profile(args):
         if stats.get('resumed'): print(f"resumed: {stats['resumed']} tensors measured by a stopped run were reused")
         print(f"profiling: {stats['seconds']:.1f} s for {stats['weight_configs'] / 1e6:.0f}M weight-configs "
               f"({stats['weight_configs'] / stats['seconds'] / 1e6:.1f}M weight-configs/s)")
-    print(f'written: {path}')
+    print(f"{'written' if stats else 'reused'}: {path}")  # stats: measured now
     return path
 
 
@@ -307,13 +328,32 @@ def _plan_table(plans) -> str:
     return '\n'.join(rows)
 
 
+@contextlib.contextmanager
+def _writing(*paths):
+    "Hold `output_lock` on each of `paths` for the whole run: a second run writing any of them is refused at once."
+    with contextlib.ExitStack() as stack:
+        for p in paths: stack.enter_context(output_lock(p))
+        yield
+
+
+def _plan_file(out: Path, budget: str) -> Path: return out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', budget)}.json"
+
+
 def cmd_allocate(args):
-    prof = Profile.load(args.profile)
     budgets = list(dict.fromkeys(re.sub(r'\s+', '', b) for b in args.budget))  # '16GB' and '16 GB' are one budget
+    if not args.out.strip(): raise ValueError("-o is '', which names no folder; give a folder for the plan files")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'-o {args.out} is a file; give a folder for the plan files (default: plans)')
+    for b in budgets: check_output_file(_plan_file(out, b), args.overwrite, local_inputs(args.profile), '-o')
+    with _writing(*(_plan_file(out, b) for b in budgets)): return _allocate(args, budgets, out)
+
+
+def _allocate(args, budgets: list[str], out: Path):
+    prof = Profile.load(args.profile)
     mode = args.mode or prof.default_mode
     plans = plan_budgets(prof, budgets, mode=mode)
     hi = achievable_range(prof.allocation_table(mode), int(prof.meta['fixed_bytes']))[1]
-    out = Path(args.out)
     unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
     print(f'allocated on the {mode} distortion{unit}')
     print(_plan_table(plans))
@@ -321,8 +361,8 @@ def cmd_allocate(args):
         if p.budget_bytes > hi:  # the plan is kept: the largest (least-distortion) one
             print(f'note: budget {p.budget} ({p.budget_bytes:,} bytes) exceeds the largest achievable size '
                   f'{hi:,} bytes ({hi / GB:.4f} GB); the plan is the largest one')
-        f = out / f"plan-{re.sub(r'[^A-Za-z0-9.]+', '', p.budget)}.json"
-        p.save(f)
+        f = _plan_file(out, p.budget)
+        p.save(f, args.overwrite)
         print(f'written: {f}')
     return plans
 
@@ -354,6 +394,14 @@ def cmd_ppl(args):
     proto = get_protocol(args.protocol, args.n, args.length, args.seed)
     plan = Plan.load(args.plan) if args.plan else None  # every field checked before the model is loaded
     stem = Path(args.out or f'runs/ppl/{safe_path_component(condition_label(args.model, plan))}-{proto.name}')
+    replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun
+    check_output_file(stem if args.out is None else args.out, replace, local_inputs(args.model, args.plan), '-o',
+                      ('.json', '.csv'))
+    with _writing(stem.with_name(stem.name + '.json'), stem.with_name(stem.name + '.csv')):
+        return _score_ppl(args, proto, plan, stem, replace)
+
+
+def _score_ppl(args, proto, plan, stem: Path, replace: bool):
     check_disk(stem, (1 << 20) + 512 * proto.n, 'the perplexity results')  # before the scoring, not after it
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
@@ -367,7 +415,7 @@ def cmd_ppl(args):
         f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
     )
     print(_stats_table({label: r}, sizes={label: size}))
-    js, cs = r.save(stem)
+    js, cs = r.save(stem, replace)
     print(f'  written: {js}, {cs}')
     return r
 
@@ -376,6 +424,12 @@ def cmd_eval(args):
     plan = Plan.load(args.plan) if args.plan else None
     suffix = f'-limit{args.limit}' if args.limit else ''
     out = Path(args.out or f'runs/eval/{safe_path_component(condition_label(args.model, plan))}{suffix}.json')
+    replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun
+    check_output_file(out if args.out is None else args.out, replace, local_inputs(args.model, args.plan), '-o')
+    with _writing(out): return _score_eval(args, plan, out, replace)
+
+
+def _score_eval(args, plan, out: Path, replace: bool):
     check_disk(out, 1 << 20, 'the evaluation results')
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
@@ -389,6 +443,6 @@ def cmd_eval(args):
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
     for r in res['table']:
         print(f"  {r['task']:<16}{r['shots']:>6}{r['metric']:>10}{r['value']:>9.4f}{r['stderr']:>9.4f}{r['n']:>7}")
-    write_atomic(out, dumps(res))
+    write_atomic(out, dumps(res), replace)
     print(f'  written: {out}')
     return res

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import hashlib
 import json
@@ -31,13 +32,13 @@ import ram
 
 # %% auto #0
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'MAX_BUDGET',
-           'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES', 'DEFAULT_MODE',
-           'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes', 'bits_per_weight',
-           'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit', 'provenance', 'dumps',
-           'safe_path_component', 'is_model_folder', 'check_output_folder', 'write_atomic', 'atomic_folder',
-           'OutputLocked', 'output_lock', 'recover_output', 'validate_plan', 'validate_profile', 'Profile',
-           'TensorChoice', 'Plan', 'model_hash', 'cache_dir', 'natural_key', 'shard_names', 'group_shards',
-           'check_disk']
+           'MODEL_FOLDER_FILES', 'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES',
+           'DEFAULT_MODE', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes',
+           'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit',
+           'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder', 'local_inputs',
+           'check_output_file', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output',
+           'validate_plan', 'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir',
+           'natural_key', 'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -291,15 +292,32 @@ def is_model_folder(path) -> bool:
     return p.is_dir() and (p / 'config.json').is_file() and any(p.glob('*.safetensors'))
 
 
-_REPLACEABLE = ('--overwrite replaces only a model folder (config.json and *.safetensors, as RAM and mlx-lm write one) '
-                'that is not the working directory, a folder above it or the source model')
+# what RAM and mlx-lm write into a model folder: weights, config, tokenizer, model card, RAM's plan
+MODEL_FOLDER_FILES = ('config.json', 'generation_config.json', '*.safetensors', 'model.safetensors.index.json',
+                      'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt',
+                      'tokenizer.model', 'added_tokens.json', 'chat_template.*', 'README.md', 'ram_plan.json')
+_REPLACEABLE = ('--overwrite replaces only a model folder (config.json and *.safetensors, as RAM and mlx-lm write one, '
+                'holding nothing else) that is not the working directory, a folder above it or the source model')
+
+
+def _foreign(folder: Path) -> str | None:
+    """The first entry of `folder` (by name) that no model folder holds, else None: a subfolder, a file not in
+    `MODEL_FOLDER_FILES`, a `*.py` unless config.json names model code (`auto_map`, `model_file`), which RAM copies."""
+    try: cfg = json.loads((folder / 'config.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError, RecursionError): cfg = None
+    code = isinstance(cfg, dict) and ('auto_map' in cfg or 'model_file' in cfg)
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        known = any(fnmatch.fnmatchcase(p.name, pat) for pat in MODEL_FOLDER_FILES) or (code and p.suffix == '.py')
+        if not (known and p.is_file()): return p.name
+    return None
 
 
 def check_output_folder(out, overwrite: bool = False, keep: Sequence = ()) -> Path:
     """Check, before any work, that a model folder may be written at `out`; return it resolved. A new name is fine. An
-    existing one only with `overwrite`, and only when it is a model folder (`is_model_folder`) that is not a link, the
-    working directory or a folder above it, one of the folders in `keep` (the source model) or a folder above one of
-    them. Anything else raises `FileExistsError` saying why and what is valid; nothing is touched."""
+    existing one only with `overwrite`, and only when it is a model folder (`is_model_folder`) holding nothing else
+    (`_foreign`) that is not a link, the working directory or a folder above it, one of the folders in `keep` (the
+    source model) or a folder above one of them. Anything else raises `FileExistsError` saying why and what is valid;
+    nothing is touched."""
     given = Path(out).expanduser()
     real, here = given.resolve(), Path.cwd().resolve()
     if not given.is_symlink() and not real.exists(): return real
@@ -310,21 +328,67 @@ def check_output_folder(out, overwrite: bool = False, keep: Sequence = ()) -> Pa
            else 'is a folder above the current working directory' if real in here.parents
            else 'is the source model folder' if real in kept
            else 'holds the source model folder' if any(real in k.parents for k in kept)
-           else None if is_model_folder(real)
-           else 'is not a model folder (no config.json and *.safetensors)')
+           else 'is not a model folder (no config.json and *.safetensors)' if not is_model_folder(real)
+           else f'holds {other!r}, which is no part of a model folder' if (other := _foreign(real))
+           else None)
     if why: raise FileExistsError(f'{given} {why}; {_REPLACEABLE}; choose another output folder')
     if not overwrite:
         raise FileExistsError(f'{given} exists; pass overwrite=True (CLI: --overwrite) or choose another folder')
     return real
+
+
+def local_inputs(*items) -> list[Path]:
+    "The `items` (a model, a plan, a profile) that name local files or folders, resolved: what a run reads."
+    return [Path(str(p)).expanduser().resolve() for p in items
+            if isinstance(p, (str, os.PathLike)) and str(p) and Path(str(p)).expanduser().exists()]
+
+
+def check_output_file(path, overwrite: bool = False, protect: Sequence = (), field: str = 'the output',
+                      suffixes: Sequence[str] = ('',)) -> Path:
+    """Check, before any work, that a file may be written at `path` (each of `suffixes` appended: a stem's `.json`,
+    `.csv`); return `path` with its folder resolved. Refused with one line naming `field`, the value and what is valid:
+    a name that is empty, `.`, `..` or ends in a separator; a folder; a file equal to or inside one of `protect` (what
+    the run reads: the source model folder, a plan), even with `overwrite`; an existing file without `overwrite`.
+    Nothing is touched."""
+    s = str(path)
+    if not s.strip() or s.endswith(('/', os.sep)) or Path(s).name in ('', '.', '..'):
+        raise ValueError(f'{field} is {s!r}, which names no file; give a file path such as results/run1')
+    base = _place(s)
+    if base.is_dir() and not base.is_symlink(): raise FileExistsError(f'{field} {s} is a folder; give a file path')
+    kept = [Path(str(k)).expanduser().resolve() for k in protect]
+    for x in suffixes:
+        f, shown = base.with_name(base.name + x), s + x
+        for k in kept:
+            if f == k: raise FileExistsError(f'{field} {shown} is {k}, a file this run reads; choose another file')
+            if k in f.parents:
+                raise FileExistsError(f'{field} {shown} is inside {k}, the model folder this run reads; write outside '
+                                      'it (--overwrite never writes into it)')
+        if f.is_dir() and not f.is_symlink(): raise FileExistsError(f'{field} {shown} is a folder; give a file path')
+        if os.path.lexists(f) and not overwrite:
+            raise FileExistsError(f'{field} {shown} exists; pass overwrite=True (CLI: --overwrite) to replace it, or '
+                                  'choose another file')
+    return base
 
 # %% ../nbs/00_core.ipynb #cb0ca374
 PROFILE_SCHEMA = 'ram.profile/1'
 PLAN_SCHEMA = 'ram.plan/1'
 
 
-def write_atomic(path, text: str):
-    """Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left. A failed write
-    (a full disk) raises `OSError` naming `path` and removes the folders it made for `path`."""
+def _rename_new(tmp: Path, path: Path):
+    "Give `tmp` the name `path` only if nothing holds it: a hard link fails on an existing name, atomically."
+    try: os.link(tmp, path)
+    except FileExistsError: raise
+    except OSError:  # no hard links on this filesystem: check, then rename
+        if os.path.lexists(path): raise FileExistsError(str(path)) from None
+        os.rename(tmp, path)
+        return
+    tmp.unlink()
+
+
+def write_atomic(path, text: str, overwrite: bool = True):
+    """Write `text` to `path` by a rename, holding `output_lock(path)`; clears what killed writers left. Without
+    `overwrite`, a file that appeared at `path` meanwhile raises `FileExistsError` and is kept. A failed write (a full
+    disk) raises `OSError` naming `path` and removes the folders it made for `path`."""
     path = Path(path)
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +398,11 @@ def write_atomic(path, text: str):
             tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
             try:
                 tmp.write_text(text, encoding='utf-8')
-                tmp.replace(path)
+                if overwrite: tmp.replace(path)
+                else: _rename_new(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f'{path} appeared while this run worked; pass overwrite=True (CLI: --overwrite) '
+                                      'to replace it, or choose another file') from None
             except OSError as e:  # a full disk says only '[Errno 28] No space left on device'
                 raise OSError(e.errno, f'cannot write {path}: {e.strerror or e}') from e
             finally:
@@ -428,23 +496,34 @@ def _lock_fd(lock: Path, path) -> int:
 @contextlib.contextmanager
 def output_lock(path):
     """Hold an exclusive lock on writing `path` (a file or folder) for the block: a sibling `.NAME.lock` holding our
-    PID, removed at the end. Another process holding it raises `OutputLocked`, one line that names its PID."""
+    PID, removed at the end with the folders made for it that stayed empty. Another process holding it raises
+    `OutputLocked`, one line that names its PID; any other failure (a full disk) an `OSError` that names `path`."""
     path = _place(path)
     lock = path.with_name(f'.{path.name}.lock')
     if str(lock) in _HELD:
         yield
         return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = _lock_fd(lock, path)
-    _HELD.add(str(lock))
+    made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]  # deepest first
+    fd = None
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f'{os.getpid()}\n'.encode())
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = _lock_fd(lock, path)
+            _HELD.add(str(lock))
+            os.ftruncate(fd, 0)
+            os.write(fd, f'{os.getpid()}\n'.encode())
+        except OutputLocked: raise
+        except OSError as e:  # a full disk says only '[Errno 28] No space left on device': name the output
+            raise OSError(e.errno, f'cannot write the lock file {lock} of {path}: {e.strerror or e}') from e
         yield
     finally:
-        _HELD.discard(str(lock))
-        lock.unlink(missing_ok=True)
-        os.close(fd)
+        if fd is not None:
+            _HELD.discard(str(lock))
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+        for p in made:  # the folders made for a run that wrote nothing in them: none left empty
+            try: p.rmdir()
+            except OSError: break
 
 
 def _remove(p: Path):
@@ -673,7 +752,8 @@ def validate_profile(d) -> Mapping:
     """Check every field of a profile (the dict of a `ram.profile/1` file) for type and range, before anything uses it,
     and return it; else raise `ValueError` naming the field, its value and what is valid. Each row's bits, group_size
     and mode make a valid config named by its `config`; with a `shape` column, `numel` and `bytes` are recomputed;
-    `d_*` are finite and >= 0; prior and alpha > 0; each tensor has one row per config, a 16-bit row never vetoed."""
+    `d_*` are finite and >= 0; prior and alpha > 0; each tensor has one row per config, a 16-bit row never vetoed;
+    `meta.fixed_bytes` is the bytes of the `meta.n_params` not in the tensors, in `meta.dtype`."""
     _object('the profile', d)
     _keys('the profile', d, ('schema', 'meta', 'column_order', 'columns'), ('meta', 'columns'))
     if d.get('schema', PROFILE_SCHEMA) != PROFILE_SCHEMA:
@@ -721,6 +801,12 @@ def validate_profile(d) -> Mapping:
             kept.add(t)
     if missing := [t for t in first if t not in kept]:
         raise ValueError(f'{missing[0]} has no 16b row; every tensor may stay at 16 bits: re-profile the model')
+    n_params, weights = meta['n_params'], sum(r['numel'] for _, r in first.values())
+    if n_params < weights: raise _bad('meta.n_params', n_params, f'its tensors alone hold {weights:,} parameters')
+    want = (n_params - weights) * itemsize(dtype)  # the parameters no config applies to (norms, biases), in `dtype`
+    if meta['fixed_bytes'] != want:
+        raise _bad('meta.fixed_bytes', meta['fixed_bytes'], f'must be {want:,}: its {n_params - weights:,} parameters '
+                   f"outside the tensors (meta.n_params {n_params:,} less the tensors' {weights:,}) in {dtype}")
     return d
 
 
@@ -782,8 +868,8 @@ class Profile:
         except ValueError as e: raise ValueError(f'invalid profile: {e}') from None
         return cls(pd.DataFrame(d['columns'])[list(d.get('column_order') or d['columns'])], dict(d['meta']))
 
-    def save(self, path) -> Path:
-        write_atomic(path, dumps(self.to_dict()))
+    def save(self, path, overwrite: bool = True) -> Path:
+        write_atomic(path, dumps(self.to_dict()), overwrite)
         return Path(path)
 
     @classmethod
@@ -881,8 +967,8 @@ class Plan:
                    d['fixed_bytes'], d['n_params'], d.get('budget', ''), d.get('budget_bytes'), d.get('model_hash'),
                    d.get('mode', 'weight'), d.get('lambda'), d.get('dual_bound'), dict(d.get('extra', {})))
 
-    def save(self, path) -> Path:
-        write_atomic(path, dumps(self.to_dict()))
+    def save(self, path, overwrite: bool = True) -> Path:
+        write_atomic(path, dumps(self.to_dict()), overwrite)
         return Path(path)
 
     @classmethod

@@ -79,12 +79,13 @@ class PPLResult:
         t['ppl'] = np.exp(t.nll / t.tokens)
         return cls(d['label'], Protocol(**d['protocol']), t, d['stats'], d['seconds'], d['provenance'])
 
-    def save(self, stem) -> tuple[Path, Path]:
-        "Write `<stem>.json` (statistics, protocol, provenance, per-window NLL) and `<stem>.csv` (the table)."
+    def save(self, stem, overwrite: bool = True) -> tuple[Path, Path]:
+        """Write `<stem>.json` (statistics, protocol, provenance, per-window NLL) and `<stem>.csv` (the table); without
+        `overwrite`, an existing file raises `FileExistsError` (checked at the rename)."""
         stem = Path(stem)
         js, cs = stem.with_name(stem.name + '.json'), stem.with_name(stem.name + '.csv')
-        write_atomic(cs, self.table.to_csv(index=False, float_format='%.6f'))
-        write_atomic(js, dumps(self.to_dict()))
+        write_atomic(cs, self.table.to_csv(index=False, float_format='%.6f'), overwrite)
+        write_atomic(js, dumps(self.to_dict()), overwrite)
         return js, cs
 
     @classmethod

@@ -29,8 +29,10 @@ from ram.core import (
     QuantConfig,
     cache_dir,
     check_disk,
+    check_output_file,
     dumps,
     itemsize,
+    local_inputs,
     model_hash,
     output_lock,
     provenance,
@@ -56,8 +58,8 @@ from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32,
 # %% auto #0
 __all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA',
            'tensor_errors', 'prior', 'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'profile',
-           'profile_path', 'partial_path', 'profile_to', 'cached_profile', 'base_log_probs', 'kl_to_base',
-           'quantized_kl', 'instrument_pairs', 'instrument', 'instrument_summary', 'plot_instrument']
+           'profile_path', 'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'base_log_probs',
+           'kl_to_base', 'quantized_kl', 'instrument_pairs', 'instrument', 'instrument_summary', 'plot_instrument']
 
 # %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -395,18 +397,16 @@ def profile_path(model, cache_root=None, **settings) -> Path:
     return Path(cache_root or cache_dir() / 'profiles') / f'{slug}-{model_hash(path)[:12]}-{key}.json'
 
 
-def _may_write(path: Path, overwrite: bool):
-    "Refuse to write a profile at `path` when a folder is there, or a file without `overwrite`."
-    if path.is_dir(): raise FileExistsError(f'{path} is a folder; a profile is written to a file: choose a file name')
-    if path.exists() and not overwrite:
-        raise FileExistsError(f'{path} exists; pass overwrite=True (CLI: --overwrite) to replace it, or choose another '
-                              'file')
-
-
 def partial_path(path) -> Path:
     "The checkpoint of an unfinished profile that will be saved at `path`."
     path = Path(path)
     return path.with_name(f'.{path.name}.partial')
+
+
+def clear_leftovers(path) -> list[str]:
+    "Clear what killed runs left beside the profile `path` and beside its checkpoint (`recover_output` on both)."
+    if Path(path).name in ('', '.', '..'): return []  # no file name: refused by `check_output_file`
+    return recover_output(path) + recover_output(partial_path(path))
 
 
 def profile_to(
@@ -421,19 +421,18 @@ def profile_to(
 ) -> Profile:
     """Measure `model`'s profile and save it atomically at `path`, resuming from the checkpoint a stopped run
     left there; the whole run holds `output_lock(path)`. An existing `path` is replaced only with `overwrite`, checked
-    before the work and again before the rename."""
+    before the work and again at the rename; never a file inside the model folder (`check_output_file`)."""
     path = Path(path)
     part = partial_path(path)
-    _may_write(path, overwrite)
+    clear_leftovers(path)  # a killed run's temporary copies go even when this run is refused
+    check_output_file(path, overwrite, local_inputs(model))
     with output_lock(path):  # a second run measuring into the same path is refused, not mixed with this one
-        recover_output(part)  # a checkpoint's temporary copy left by a killed run
         check_disk(path, 1 << 20, 'the profile')
         prof = profile(model, progress=progress, stats=stats, resume=part, checkpoint_seconds=checkpoint_seconds,
                        trust_remote_code=trust_remote_code, **settings)
         # about 300 bytes of JSON a row, written beside itself
         check_disk(path, 2 * len(prof.table) * 320 + (1 << 16), 'the profile')
-        _may_write(path, overwrite)  # again: a file may have appeared at `path` meanwhile
-        prof.save(path)
+        prof.save(path, overwrite)  # again at the rename: a file may have appeared at `path` meanwhile
         part.unlink(missing_ok=True)
     return prof
 
@@ -445,6 +444,7 @@ def cached_profile(model='reference', cache_root=None, progress: bool = True, st
     then). Returns it and its path."""
     path = profile_path(model, cache_root, **settings)
     if path.exists():
+        clear_leftovers(path)
         if progress: print(f'ram: reusing profile {path}')
         return Profile.load(path), path
     prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code, **settings)

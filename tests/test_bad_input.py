@@ -311,6 +311,12 @@ def test_every_field_of_a_plan_is_checked_before_loading(tmp_path, tiny, capsys,
     ('columns []', lambda d: d.update(columns=[]), 'columns is []; must be a JSON object'),
     ('a column cut short', lambda d: d['columns']['sqnr'].pop(), 'columns.sqnr has 206 values'),
     ('meta.n_params 0', lambda d: d['meta'].update(n_params=0), 'meta.n_params is 0'),
+    ('meta.fixed_bytes off', lambda d: d['meta'].update(fixed_bytes=d['meta']['fixed_bytes'] + 2),
+     "meta.fixed_bytes is 642; must be 640: its 320 parameters outside the tensors (meta.n_params 106,816 less"),
+    ('meta.n_params off', lambda d: d['meta'].update(n_params=d['meta']['n_params'] + 1), 'meta.fixed_bytes is 640; '
+     'must be 642'),
+    ('meta.n_params below the tensors', lambda d: d['meta'].update(n_params=5),
+     'meta.n_params is 5; its tensors alone hold 106,496 parameters'),
     ('bytes not those of its shape', lambda d: d['columns']['bytes'].__setitem__(3, 1), 'columns.bytes[3] is 1; '),
 ])
 def test_every_field_of_a_profile_is_checked(tmp_path, tiny, capsys, what, edit, want):
@@ -352,11 +358,11 @@ def test_profile_replaces_an_existing_file_only_with_overwrite(tmp_path, tiny, c
     out = tmp_path / 'p.json'
     out.write_text('my notes')
     assert main(['profile', str(tiny[1]), '-o', str(out)]) == 1
-    assert 'p.json exists; pass overwrite=True (CLI: --overwrite)' in _one_line(capsys, 'profile')
+    assert 'p.json exists; pass --overwrite to replace it, or choose another file' in _one_line(capsys, 'profile')
     assert out.read_text() == 'my notes'
     (tmp_path / 'dir.json').mkdir()
     assert main(['profile', str(tiny[1]), '-o', str(tmp_path / 'dir.json'), '--overwrite']) == 1
-    assert 'dir.json is a folder; a profile is written to a file' in _one_line(capsys, 'profile')
+    assert 'dir.json is a folder; give a file path' in _one_line(capsys, 'profile')
     assert main(['profile', str(tiny[1]), '-o', str(out), '--overwrite']) == 0
     Profile.load(out)
 

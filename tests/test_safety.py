@@ -109,7 +109,7 @@ def test_overwrite_still_replaces_a_model_folder(tmp_path, tiny, capsys):
     assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
     first = _files(out)
     assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 1
-    assert 'q exists; pass overwrite=True (CLI: --overwrite)' in _one_error_line(capsys, 'quantize')
+    assert 'q exists; pass --overwrite or choose another folder' in _one_error_line(capsys, 'quantize')
     assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
     assert _files(out) == first and sorted(p.name for p in tmp_path.iterdir()) == ['q']
 
@@ -140,7 +140,7 @@ def test_a_model_folder_never_runs_its_code(tmp_path):
     assert 'Do you wish to run the custom code' not in p.stdout + p.stderr
     assert p.returncode == 1, p.stderr
     err = p.stderr.strip().splitlines()[-1]
-    assert err.startswith('ram profile: error: ') and '--trust-remote-code' in err, p.stderr
+    assert err.startswith('ram profile: error: ') and 'pass --trust-remote-code only if you trust' in err, p.stderr
     assert not (tmp_path / 'p.json').exists()
 
 
@@ -360,8 +360,9 @@ def test_every_cli_argument_is_checked_before_any_work(tmp_path, tiny, monkeypat
     argv = [str(src) if a == 'M' else 'p.json' if a == 'P' else a for a in argv]
     with pytest.raises(SystemExit) as e: main(argv)
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]  # argparse prints the usage line, then the error
+    err, hint = capsys.readouterr().err.strip().splitlines()  # one line, one hint: no usage block
     assert err.startswith(f'ram {argv[0]}: error: argument {arg}: ') and want in err, err
+    assert hint == f"run 'ram {argv[0]} -h' for usage", hint
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
@@ -468,7 +469,7 @@ def test_an_interrupted_overwrite_is_undone_on_the_next_run(tmp_path, tiny, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == (f'ram: restored {out} from .q.old-{pid}: an --overwrite (pid {pid}) was interrupted before the '
                       'new copy took its name'), err
-    assert err[1].startswith('ram quantize: error: ') and 'q exists; pass overwrite=True' in err[1], err
+    assert err[1].startswith('ram quantize: error: ') and 'q exists; pass --overwrite' in err[1], err
     assert _files(out) == first and sorted(x.name for x in tmp_path.iterdir()) == ['q']
 
 
@@ -493,3 +494,191 @@ def test_a_killed_checkpoint_leaves_nothing_after_the_next_run(tmp_path, tiny):
     for p in left: p.write_text('half')
     profile_to(out, src, progress=False)
     assert sorted(x.name for x in tmp_path.iterdir()) == ['p.json']
+
+
+# --- 9. an output file never replaces a user's file, nor lands in the model folder a run reads -----------------------
+
+@pytest.fixture
+def no_scoring(monkeypatch):
+    "A refusal must come before any work: loading or profiling a model fails the test."
+    import ram.cli
+    def fail(*a, **k): raise AssertionError('work began before the output was checked')
+    for name in ('load_condition', 'profile_to', 'cached_profile'): monkeypatch.setattr(ram.cli, name, fail)
+    monkeypatch.setattr(core.Profile, 'load', fail)
+
+
+def test_an_output_file_never_lands_in_the_source_model_folder(tmp_path, tiny, capsys, no_scoring):
+    _, plan = tiny
+    victim = save_tiny_model(tmp_path / 'victim')
+    before = _files(tmp_path)
+    for argv in (['ppl', str(victim), '-o', str(victim / 'config')],
+                 ['ppl', str(victim), '--plan', str(plan), '-o', str(plan)[:-len('.json')]],
+                 ['eval', str(victim), '-o', str(victim / 'tokenizer.json')],
+                 ['eval', str(victim), '-o', str(victim / 'sub' / 'new.json')],
+                 ['profile', str(victim), '-o', str(victim / 'p.json')]):
+        assert main([*argv, '--overwrite']) == 1, argv
+        err = _one_error_line(capsys, argv[0])
+        assert ('is inside ' + str(victim.resolve()) + ', the model folder this run reads; write outside it' in err
+                or 'a file this run reads; choose another file' in err), err
+    assert _files(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ['victim']
+
+
+def test_an_output_file_replaces_a_file_only_with_overwrite(tmp_path, tiny, capsys, no_scoring, monkeypatch):
+    src, _ = tiny
+    monkeypatch.chdir(tmp_path)
+    for f in ('mine.json', 'mine.csv', 'plans/plan-4.5bpw.json'):
+        Path(f).parent.mkdir(exist_ok=True); Path(f).write_text('keep')
+    Path('folder').mkdir()
+    before = _files(tmp_path)
+    cases = [(['ppl', str(src), '-o', 'mine'], '-o mine.json exists; pass --overwrite to replace it, or choose'),
+             (['eval', str(src), '-o', 'mine.csv'], '-o mine.csv exists; pass --overwrite'),
+             (['allocate', 'p.json', '--budget', '4.5bpw', '-o', 'plans'], '-o plans/plan-4.5bpw.json exists; pass'),
+             (['allocate', 'p.json', '--budget', '4.5bpw', '-o', 'mine.csv'], '-o mine.csv is a file; give a folder'),
+             (['allocate', 'p.json', '--budget', '4.5bpw', '-o', ''], "-o is '', which names no folder"),
+             (['profile', str(src), '-o', 'mine.json'], '-o mine.json exists; pass --overwrite'),
+             (['eval', str(src), '-o', 'folder', '--overwrite'], '-o folder is a folder; give a file path')]
+    cases += [([cmd, str(src), '-o', bad, '--overwrite'], f'-o is {bad!r}, which names no file; give a file path')
+              for cmd in ('ppl', 'eval', 'profile') for bad in ('.', '', 'new/', '..')]
+    for argv, want in cases:
+        assert main(argv) == 1, argv
+        assert want in _one_error_line(capsys, argv[0]), argv
+    assert _files(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        'folder', 'mine.csv', 'mine.json', 'plans']
+
+
+def test_an_output_file_that_appears_during_the_run_is_kept(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    import ram.cli
+    out = tmp_path / 'r.json'
+    def user_writes(*a, **k):
+        out.write_text('keep')  # a file appears at the output while the model is scored
+        return {'table': [], 'provenance': {}, 'seconds': 0.0}
+    monkeypatch.setattr(ram.cli, 'downstream', user_writes)
+    assert main(['eval', str(src), '-o', str(out)]) == 1
+    assert 'r.json appeared while this run worked; pass --overwrite to replace it' in _one_error_line(capsys, 'eval')
+    assert out.read_text() == 'keep' and sorted(p.name for p in tmp_path.iterdir()) == ['r.json']
+    assert main(['eval', str(src), '-o', str(out), '--overwrite']) == 0
+    assert json.loads(out.read_text())['table'] == []
+
+
+def test_two_runs_writing_the_same_result_file_are_refused(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    import ram.cli
+    def fail(*a, **k): raise AssertionError('the model was loaded by a run that should be refused')
+    for held, argv in [('r.json', ['ppl', str(src), '-o', str(tmp_path / 'r')]),
+                       ('r.csv', ['ppl', str(src), '-o', str(tmp_path / 'r')]),
+                       ('e.json', ['eval', str(src), '-o', str(tmp_path / 'e.json')]),
+                       ('plans/plan-4bpw.json', ['allocate', 'p.json', '--budget', '4.5bpw', '4bpw', '-o',
+                                                 str(tmp_path / 'plans')])]:
+        p = _holding(tmp_path / held)
+        try:
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(ram.cli, 'load_condition', fail)
+                m.setattr(core.Profile, 'load', fail)
+                assert main(argv) == 1, argv
+            err = _one_error_line(capsys, argv[0])
+            assert f'{held} is being written by another ram process (pid {p.pid}); wait for it' in err, err
+        finally:
+            p.stdin.close(); p.wait()
+    assert list(tmp_path.iterdir()) == []  # the refused runs left nothing, not even the plans folder
+    assert main(['ppl', str(src), '-o', str(tmp_path / 'new' / 'r'), '--n', '2', '--length', '32']) == 0
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*')) == ['new', 'new/r.csv', 'new/r.json']
+
+
+def test_a_failed_run_leaves_no_folder_for_its_output(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    import ram.cli
+    def broken(*a, **k): raise ValueError('broken model')
+    monkeypatch.setattr(ram.cli, 'load_condition', broken)
+    assert main(['ppl', str(src), '-o', str(tmp_path / 'a' / 'b' / 'r')]) == 1
+    assert 'broken model' in _one_error_line(capsys, 'ppl') and list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_taking_the_lock_names_the_output(tmp_path, tiny, capsys, monkeypatch):
+    src, plan = tiny
+    real = os.write
+    def full(fd, data):  # the PID written into the lock file is the first write of every run
+        if data == f'{os.getpid()}\n'.encode(): raise OSError(28, 'No space left on device')
+        return real(fd, data)
+    monkeypatch.setattr(os, 'write', full)
+    for argv, out in [(['quantize', str(src), str(plan), '-o', str(tmp_path / 'o' / 'q')], tmp_path / 'o' / 'q'),
+                      (['profile', str(src), '-o', str(tmp_path / 'o' / 'p.json')], tmp_path / 'o' / 'p.json'),
+                      (['allocate', 'p.json', '--budget', '4bpw', '-o', str(tmp_path / 'o')],
+                       tmp_path / 'o' / 'plan-4bpw.json'),
+                      (['ppl', str(src), '-o', str(tmp_path / 'o' / 'r')], tmp_path / 'o' / 'r.json')]:
+        assert main(argv) == 1, argv
+        err = _one_error_line(capsys, argv[0])
+        assert f'[Errno 28] cannot write the lock file {out.parent / ("." + out.name + ".lock")} of {out}: No space ' \
+               'left on device' in err, err
+        assert list(tmp_path.iterdir()) == []  # nor the folder made for it
+
+
+def test_overwrite_never_replaces_a_model_folder_that_holds_a_users_file(tmp_path, tiny, capsys):
+    src, plan = tiny
+    out = tmp_path / 'q'
+    assert main(['quantize', str(src), str(plan), '-o', str(out)]) == 0
+    for extra in ('README.md', 'chat_template.jinja'):  # what mlx-lm and transformers also write: still replaced
+        (out / extra).write_text('x')
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 0
+    (out / 'mine.txt').write_text('my notes')
+    (out / 'modeling_x.py').write_text('# mine')
+    before = _files(tmp_path)
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1
+    err = _one_error_line(capsys, 'quantize')
+    assert f"{out} holds 'mine.txt', which is no part of a model folder; --overwrite replaces only" in err, err
+    (out / 'mine.txt').unlink()
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1  # code the config names not
+    assert "holds 'modeling_x.py'" in _one_error_line(capsys, 'quantize')
+    (out / 'modeling_x.py').unlink(); (out / 'sub').mkdir()
+    assert main(['quantize', str(src), str(plan), '-o', str(out), '--overwrite']) == 1
+    assert "holds 'sub'" in _one_error_line(capsys, 'quantize')
+    before.pop('q/mine.txt'); before.pop('q/modeling_x.py')
+    assert _files(tmp_path) == before
+    cfg = json.loads((out / 'config.json').read_text())  # a folder whose config names its code: the code is its own
+    (out / 'config.json').write_text(json.dumps({**cfg, 'auto_map': {'AutoModel': 'modeling_x.Model'}}))
+    (out / 'sub').rmdir(); (out / 'modeling_x.py').write_text('# its own')
+    assert core.check_output_folder(out, overwrite=True) == out.resolve()
+
+
+def test_a_killed_checkpoints_leftovers_go_when_a_profile_is_reused_or_refused(tmp_path, tiny, capsys, monkeypatch):
+    src, _ = tiny
+    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
+    assert main(['profile', str(src)]) == 0
+    cached = Path(capsys.readouterr().out.strip().splitlines()[-1].removeprefix('written: '))
+    assert cached.is_file(), cached
+    mine = tmp_path / 'p.json'
+    mine.write_text('mine')
+    for path in (cached, mine):
+        pid = _dead_pid()
+        for p in (path.with_name(f'..{path.name}.partial.tmp-{pid}'), path.with_name(f'.{path.name}.tmp-{pid}')):
+            p.write_text('half')
+    before = cached.read_bytes()
+    assert main(['profile', str(src)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == f'reused: {cached}' and 'written' not in out, out
+    assert main(['profile', str(src), '-o', str(mine)]) == 1
+    assert 'p.json exists; pass' in _one_error_line(capsys, 'profile')
+    assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name] and cached.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cache', 'p.json'] and mine.read_text() == 'mine'
+
+
+@pytest.mark.parametrize('argv, want', [
+    (['quantize', 'm', 'p.json'], 'ram quantize: error: the following arguments are required: -o/--out'),
+    (['nope'], "ram: error: argument COMMAND: invalid choice: 'nope'"),
+    (['ppl', 'm', '--bogus'], 'ram: error: unrecognized arguments: --bogus'),
+    (['profile', 'm', '--mode', 'x'], "ram profile: error: argument --mode: invalid choice: 'x' (choose from"),
+])
+def test_an_argument_error_is_one_line_and_a_hint(argv, want, capsys):
+    with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    prog = want.split(': error')[0]
+    assert len(lines) == 2 and lines[0].startswith(want) and lines[1] == f"run '{prog} -h' for usage", lines
+
+
+def test_cli_errors_name_the_flag_not_the_keyword():
+    from ram.cli import _for_cli
+    assert _for_cli('q exists; pass overwrite=True (CLI: --overwrite) or choose\n another') == (
+        'q exists; pass --overwrite or choose another')
+    assert _for_cli('pass trust_remote_code=True (CLI: --trust-remote-code) only') == 'pass --trust-remote-code only'
+    assert _for_cli('pass force=True (CLI: --force)') == 'pass --force'
