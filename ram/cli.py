@@ -78,7 +78,7 @@ class _Parser(argparse.ArgumentParser):
     "An `ArgumentParser` whose rejection is one line, `ram CMD: error: ...`, and a hint; no usage block. Exit 2."
     def error(self, message):
         message = re.sub(r'\s*\n\s*', ' ', message)
-        self.exit(2, f"{self.prog}: error: {message}\nrun '{self.prog} -h' for usage\n")
+        self.exit(2, f"{self.prog}: error: {message} (run '{self.prog} -h' for usage)\n")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -320,8 +320,10 @@ def check_output_folder(out, overwrite: bool = False, keep: Sequence = ()) -> Pa
     nothing is touched."""
     given = Path(out).expanduser()
     real, here = given.resolve(), Path.cwd().resolve()
-    if not given.is_symlink() and not real.exists(): return real
     kept = [Path(str(k)).expanduser().resolve() for k in keep]
+    if inside := [k for k in kept if k in real.parents]:
+        raise FileExistsError(f'{given} is inside {inside[0]}, the source model folder; write the model outside it')
+    if not given.is_symlink() and not real.exists(): return real
     why = ('is a symbolic link' if given.is_symlink()
            else 'is a file' if not real.is_dir()
            else 'is the current working directory' if real == here

@@ -255,6 +255,7 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
                              trust_remote_code=trust_remote_code)
     mhash = model_hash(path)
     if plan is None:
+        require_finite(m)  # a NaN norm is named now, not found as a non-finite NLL after scoring
         size = safetensors_payload(path) if is_quantized(m) else None
         return Condition(
             model=m,

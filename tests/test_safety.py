@@ -360,9 +360,9 @@ def test_every_cli_argument_is_checked_before_any_work(tmp_path, tiny, monkeypat
     argv = [str(src) if a == 'M' else 'p.json' if a == 'P' else a for a in argv]
     with pytest.raises(SystemExit) as e: main(argv)
     assert e.value.code == 2
-    err, hint = capsys.readouterr().err.strip().splitlines()  # one line, one hint: no usage block
+    (err,) = capsys.readouterr().err.strip().splitlines()  # one line: no usage block
     assert err.startswith(f'ram {argv[0]}: error: argument {arg}: ') and want in err, err
-    assert hint == f"run 'ram {argv[0]} -h' for usage", hint
+    assert err.endswith(f"(run 'ram {argv[0]} -h' for usage)"), err
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
@@ -668,12 +668,12 @@ def test_a_killed_checkpoints_leftovers_go_when_a_profile_is_reused_or_refused(t
     (['ppl', 'm', '--bogus'], 'ram: error: unrecognized arguments: --bogus'),
     (['profile', 'm', '--mode', 'x'], "ram profile: error: argument --mode: invalid choice: 'x' (choose from"),
 ])
-def test_an_argument_error_is_one_line_and_a_hint(argv, want, capsys):
+def test_an_argument_error_is_one_line_with_its_hint(argv, want, capsys):
     with pytest.raises(SystemExit) as e: main(argv)
     assert e.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     prog = want.split(': error')[0]
-    assert len(lines) == 2 and lines[0].startswith(want) and lines[1] == f"run '{prog} -h' for usage", lines
+    assert len(lines) == 1 and lines[0].startswith(want) and lines[0].endswith(f"(run '{prog} -h' for usage)"), lines
 
 
 def test_cli_errors_name_the_flag_not_the_keyword():
@@ -682,3 +682,28 @@ def test_cli_errors_name_the_flag_not_the_keyword():
         'q exists; pass --overwrite or choose another')
     assert _for_cli('pass trust_remote_code=True (CLI: --trust-remote-code) only') == 'pass --trust-remote-code only'
     assert _for_cli('pass force=True (CLI: --force)') == 'pass --force'
+
+
+def test_ppl_names_a_non_finite_norm_before_scoring(tmp_path, monkeypatch, capsys):
+    import ram.cli
+    src = save_tiny_model(tmp_path / 'nan')
+    w = mx.load(str(src / 'model.safetensors'))
+    w['model.norm.weight'][3] = float('nan')
+    mx.save_safetensors(str(src / 'model.safetensors'), w)
+    def fail(*a, **k): raise AssertionError('scored a model with a NaN norm')
+    monkeypatch.setattr(ram.cli, 'perplexity', fail)
+    monkeypatch.chdir(tmp_path)
+    assert main(['ppl', str(src), '--n', '2', '--length', '64', '-o', 'r']) == 1
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert 'model.norm.weight holds NaN or Inf' in err, err
+    assert not any(tmp_path.glob('r*'))
+
+
+def test_quantize_never_writes_inside_the_source_model(tmp_path, capsys):
+    src = save_tiny_model(tmp_path / 'victim')
+    plan = plan_budgets(profile(src, modes=('weight',), progress=False), ['4.5bpw'])[0]
+    plan.save(tmp_path / 'plan.json')
+    before = sorted(p.name for p in src.iterdir())
+    assert main(['quantize', str(src), str(tmp_path / 'plan.json'), '-o', str(src / 'sub')]) == 1
+    assert 'is inside' in capsys.readouterr().err
+    assert sorted(p.name for p in src.iterdir()) == before
