@@ -31,6 +31,7 @@ from ram.core import (
     check_disk,
     check_output_file,
     dumps,
+    group_shards,
     itemsize,
     local_inputs,
     model_hash,
@@ -235,15 +236,6 @@ def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto
     }
 
 
-def _slices(ts, grad_bytes: int) -> list[list[str]]:
-    "Consecutive tensors grouped so each group's fp32 accumulators fit `grad_bytes` (a bigger tensor goes alone)."
-    out, size = [], 0
-    for t in ts:
-        if not out or size + 4 * t.numel > grad_bytes: out.append([]); size = 0
-        out[-1].append(t.name); size += 4 * t.numel
-    return out
-
-
 def _memory_bytes() -> int:
     "Physical memory of this machine, in bytes (0 when the platform does not say)."
     try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
@@ -315,7 +307,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
     if 'fisher' in modes:
-        slices = _slices([t for t in ts if t.name not in done], grad_bytes)
+        # consecutive tensors whose fp32 accumulators fit grad_bytes (a bigger one alone): one pass per slice
+        slices = group_shards([(t.name, 4 * t.numel) for t in ts if t.name not in done], grad_bytes)
         meta['fisher'] = {'distribution': 'model', 'windows': int(wins.shape[0]), 'tokens': int(wins[:, 1:].size),
                           'passes': len(slices)}
     mods = dict(m.named_modules())
