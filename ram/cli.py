@@ -21,6 +21,7 @@ from ram.core import (
     LOSS_MODES,
     Plan,
     Profile,
+    cache_dir,
     check_disk,
     check_output_file,
     dumps,
@@ -30,10 +31,10 @@ from ram.core import (
     safe_path_component,
     write_atomic,
 )
-from .evaluate import downstream, perplexity
+from .evaluate import RequestStore, downstream, perplexity
 from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_to
 from .quantizer import condition_label, load_condition, quantize_to_folder
-from .reproduce import reproduce
+from .reproduce import reproduce, requests_path
 from .scoring import get_protocol
 
 
@@ -433,12 +434,16 @@ def _score_eval(args, plan, out: Path, replace: bool):
     check_disk(out, 1 << 20, 'the evaluation results')
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
-    res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash)
+    store = RequestStore(requests_path(cache_dir() / 'requests', args.model, plan))
+    if len(store): print(f'  resuming: {len(store)} scored requests of this condition in {store.path}')
+    res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash,
+                     store=store)
     if size: res['provenance']['weights_bytes'] = size
     lim = f'first {args.limit} documents of each task' if args.limit else 'all documents'
     print(
         f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  lm-evaluation-harness, {lim}, chat template off "
-        f"(fp32 activations), {res['seconds']:.0f} s"
+        f"(fp32 activations), {res['seconds']:.0f} s; {res['requests_scored']} requests scored, the rest from "
+        f"{store.path}"
     )
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")
     for r in res['table']:

@@ -5,17 +5,20 @@
 # %% ../nbs/06_evaluate.ipynb #b98d127d
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlx.nn as nn
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .blas import ensure_fast_blas
 from .core import dumps, provenance, sha256_file, write_atomic
@@ -35,7 +38,7 @@ from ram.scoring import (
 
 # %% auto #0
 __all__ = ['PPL_SCHEMA', 'TASKS', 'TASKS_SCHEMA', 'corpus_ppl', 'PPLResult', 'perplexity', 'winogrande_row', 'winogrande_docs',
-           'task_config', 'make_task', 'downstream']
+           'task_config', 'make_task', 'RequestStore', 'downstream']
 
 # %% ../nbs/06_evaluate.ipynb #27d30787
 def corpus_ppl(table: pd.DataFrame) -> float:
@@ -207,31 +210,120 @@ def make_task(name: str, root=None, shots: int | None = None):
     return ConfigurableTask(config=cfg)
 
 # %% ../nbs/06_evaluate.ipynb #98677eff
+class RequestStore:
+    """lm-eval loglikelihood results of one condition, kept on disk as they are computed: one JSON line per request,
+    keyed by a hash of its (context, continuation), appended and flushed after every chunk of contexts. A run that is
+    killed loses at most the chunk in flight (a torn last line is ignored), and a run with a larger `limit` finds the
+    documents a smaller one scored (lm-eval's first N documents, and their few-shot contexts, are the same for any
+    limit >= N). `path=None` keeps the results in memory only."""
+    def __init__(self, path=None):
+        self.path, self.results = (Path(path) if path else None), {}
+        self._torn = False                                    # the file ends inside a line: start a new one
+        if self.path is None or not self.path.exists(): return
+        text = self.path.read_text()
+        self._torn = bool(text) and not text.endswith('\n')
+        for line in text.splitlines():
+            try: k, ll, greedy = json.loads(line)
+            except (ValueError, TypeError): continue         # a line torn by a killed run: scored again
+            self.results[k] = (float(ll), bool(greedy))
+
+    @staticmethod
+    def key(context: str, continuation: str) -> str:
+        return hashlib.sha256(json.dumps([context, continuation]).encode()).hexdigest()[:32]
+
+    def add(self, items: dict):
+        "Record `{key: (loglikelihood, is_greedy)}`, on disk first."
+        if self.path is not None and items:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, 'a') as f:
+                lines = ''.join(json.dumps([k, float(ll), bool(g)]) + '\n' for k, (ll, g) in items.items())
+                f.write('\n' * self._torn + lines)
+                f.flush()
+                os.fsync(f.fileno())
+            self._torn = False
+        self.results.update(items)
+
+    def __len__(self): return len(self.results)
+
+
+@contextmanager
+def _quiet_mlx_lm():
+    "mlx-lm's `loglikelihood` draws its own bar per call; RAM calls it per chunk and draws one bar for the run."
+    import mlx_lm.evaluate as ev
+    bar = ev.tqdm
+    ev.tqdm = lambda it, **kw: it
+    try: yield
+    finally: ev.tqdm = bar
+
+
 def _lm_class():
+    from types import SimpleNamespace
+
     from lm_eval.api.model import LM
     from mlx_lm.evaluate import MLXLM  # imports lm_eval
 
     class FP32LM(MLXLM):
-        "mlx-lm's lm-eval backend around an in-memory model; fp32 weights and numpy attention on the CPU."
-        def __init__(self, model: nn.Module, tokenizer, fp32: bool = True, max_tokens: int | None = None):
+        """mlx-lm's lm-eval backend around an in-memory model; fp32 weights and numpy attention on the CPU. Requests
+        already in `store` are not scored again; the others are scored `chunk` contexts at a time and stored."""
+        def __init__(self, model: nn.Module, tokenizer, fp32: bool = True, max_tokens: int | None = None,
+                     store: RequestStore | None = None, chunk: int = 8, progress: bool = True, desc: str = 'tasks'):
             LM.__init__(self)
             if fp32:
                 ensure_fast_blas(reexec=False)
                 to_fp32(model)
             self._model, self.tokenizer, self._max_tokens, self._batch_size = model, tokenizer, max_tokens, 1
             self.use_chat_template, self._sampler, self._fast = False, None, fp32
+            self.store = store if store is not None else RequestStore()
+            self.chunk, self.progress, self.desc = chunk, progress, desc
+            self.scored = 0                                   # requests this object sent to the model
 
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            with cpu_attention(self._fast): return super().loglikelihood(requests)
+            keys = [RequestStore.key(*r.args) for r in requests]
+            todo = {}                                         # context -> [(key, args)], first-seen order
+            for k, r in zip(keys, requests):
+                if k not in self.store.results: todo.setdefault(r.args[0], {})[k] = r.args
+            ctxs = list(todo)
+            n = sum(len(v) for v in todo.values())
+            with tqdm(total=n, desc=self.desc, unit='req', disable=not self.progress or n == 0) as bar:
+                bar.set_postfix_str(f'{len(requests) - n} of {len(requests)} from the cache', refresh=False)
+                for i in range(0, len(ctxs), self.chunk):
+                    part = [kv for c in ctxs[i:i + self.chunk] for kv in todo[c].items()]
+                    with cpu_attention(self._fast), _quiet_mlx_lm():
+                        out = super().loglikelihood([SimpleNamespace(args=a) for _, a in part])
+                    self.store.add({k: (float(ll), bool(g)) for (k, _), (ll, g) in zip(part, out)})
+                    self.scored += len(part)
+                    bar.update(len(part))
+            return [self.store.results[k] for k in keys]
 
     return FP32LM
 
 
+def _doc_record(task, sample: dict, metric: str) -> dict:
+    """One document's outcome from lm-eval's logged sample: id, gold and chosen answer (as lm-eval's `metric` picks it:
+    `acc` the largest log-likelihood, `acc_norm` the largest per character of the choice), 1/0 correct, the
+    per-choice log-likelihoods."""
+    doc = sample['doc']
+    lls = np.array([float(r[0]) for r in sample['filtered_resps']])
+    choices = task.doc_to_choice(doc)
+    gold = task.doc_to_text(doc) if task.multiple_input else task.doc_to_target(doc)
+    if isinstance(gold, str): gold = choices.index(gold)
+    score = lls / np.array([len(c) for c in choices], float) if metric == 'acc_norm' else lls
+    chosen, correct = int(np.argmax(score)), int(sample[metric])
+    if correct != int(chosen == gold):
+        raise RuntimeError(f'document {sample["doc_id"]}: lm-eval scored {metric}={correct} but the choice '
+                           f'{chosen} against gold {gold} says otherwise')
+    return {'doc_id': int(sample['doc_id']), 'gold': int(gold), 'chosen': chosen, 'correct': correct,
+            'lls': [float(v) for v in lls]}
+
+
 def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'), limit: int | None = None,
                shots: dict | None = None, root=None, fp32: bool = True, label: str = 'model',
-               model_id: str | None = None, model_hash: str | None = None) -> dict:
+               model_id: str | None = None, model_hash: str | None = None, store=None, progress: bool = True) -> dict:
     """Run lm-eval's `tasks` on `model` (first `limit` documents of each); returns a dict with a `table`
-    (task, metric, value, stderr, n, shots) and provenance. The model is converted to fp32 in place when `fp32`."""
+    (task, metric, value, stderr, n, shots), every document's outcome (`documents`: task -> `_doc_record`s) and
+    provenance. The model is converted to fp32 in place when `fp32`. `store` (a `RequestStore` or a path) keeps every
+    request's result as it is computed, so that an interrupted run resumes and a larger `limit` scores only the new
+    documents; it must belong to this condition (model, plan and scoring), which the caller's path encodes."""
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad: raise ValueError(f'unknown task(s) {bad}; valid tasks: {sorted(TASKS)}')
@@ -239,10 +331,13 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
         raise ValueError(f'limit must be a positive number of documents, or None for all; got {limit}')
     objs = [make_task(t, root, (shots or {}).get(t)) for t in tasks]
     import lm_eval
-    lm = _lm_class()(model, tokenizer, fp32=fp32)
+    store = store if isinstance(store, RequestStore) else RequestStore(store)
+    lm = _lm_class()(model, tokenizer, fp32=fp32, store=store, progress=progress, desc=label)
     t0 = time.perf_counter()
-    res = lm_eval.simple_evaluate(model=lm, tasks=objs, limit=limit, bootstrap_iters=1000, log_samples=False)
+    res = lm_eval.simple_evaluate(model=lm, tasks=objs, limit=limit, bootstrap_iters=1000, log_samples=True)
     secs = time.perf_counter() - t0
+    docs = {t: sorted((_doc_record(o, x, TASKS[t]['metric']) for x in res['samples'][t]), key=lambda d: d['doc_id'])
+            for t, o in zip(tasks, objs)}
     rows = []
     for t in tasks:
         r, metric = res['results'][t], TASKS[t]['metric']
@@ -265,7 +360,8 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
         scoring='fp32 dequantized weights, fp32 activations' if fp32 else 'model dtype',
         chat_template=False,
     )
-    return {'schema': TASKS_SCHEMA, 'label': label, 'table': rows, 'seconds': round(secs, 1), 'provenance': prov}
+    return {'schema': TASKS_SCHEMA, 'label': label, 'table': rows, 'seconds': round(secs, 1),
+            'requests_scored': lm.scored, 'documents': docs, 'provenance': prov}
 
 
-TASKS_SCHEMA = 'ram.tasks/1'
+TASKS_SCHEMA = 'ram.tasks/2'

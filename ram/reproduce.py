@@ -18,7 +18,7 @@ import papermill as pm
 
 from .baselines import uniform_plan
 from .core import GB, Plan, dumps, model_hash, safe_path_component, write_atomic
-from .evaluate import PPLResult, downstream, perplexity
+from .evaluate import TASKS_SCHEMA, PPLResult, downstream, perplexity
 from .metrics import window_ppl
 from .models import local_path
 from .quantizer import load_condition
@@ -27,9 +27,9 @@ from .scoring import PROTOCOLS, get_protocol
 
 # %% auto #0
 __all__ = ['PAPER', 'TEMPLATES', 'SHORT_NAMES', 'TASK_LIMITS', 'REPORTED', 'model_slug', 'parameters_cell', 'templates',
-           'resolve_budget', 'unquantized_bytes', 'plan_key', 'cached_ppl', 'cached_downstream', 'markdown',
-           'write_table', 'fmt', 'plot_rd', 'plot_allocation', 'plot_windows', 'group_shares', 'plot_group_shares',
-           'reported', 'reproduce']
+           'resolve_budget', 'unquantized_bytes', 'plan_key', 'cached_ppl', 'requests_path', 'cached_downstream',
+           'markdown', 'write_table', 'fmt', 'plot_rd', 'plot_allocation', 'plot_windows', 'group_shares',
+           'plot_group_shares', 'reported', 'reproduce']
 
 # %% ../nbs/08_reproduce.ipynb #787ff7f4
 PAPER = Path(__file__).resolve().parent.parent / 'nbs' / 'paper' if '__file__' in globals() else Path('paper')
@@ -129,17 +129,25 @@ def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=Non
     return r
 
 
-def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str) -> dict:
-    "`ram.evaluate.downstream` of a condition, from `cache` when already run with the same tasks and limit."
+def requests_path(cache, model, plan: Plan | None, scoring: str = 'fp32') -> Path:
+    """The `RequestStore` of a condition under `cache`: lm-eval's result of every request it has scored, shared by
+    every run of it whatever the tasks and limit, so that runs resume and extend (`ram.evaluate.RequestStore`)."""
+    return Path(cache) / f'requests-{_key(plan_key(plan, model_hash(local_path(model))), scoring)}.jsonl'
+
+
+def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str, progress: bool = True) -> dict:
+    """`ram.evaluate.downstream` of a condition, from `cache` when already run with the same tasks and limit; else run,
+    with every request's result kept under `cache` as it is scored (an interrupted run resumes there, and a larger
+    limit scores only the new documents)."""
     mh = model_hash(local_path(model))
-    path = Path(cache) / f'tasks-{_key(plan_key(plan, mh), sorted(tasks), limit)}.json'
+    path = Path(cache) / f'tasks-{_key(plan_key(plan, mh), sorted(tasks), limit, "fp32", TASKS_SCHEMA)}.json'
     if path.exists():
         res = json.loads(path.read_text())
         res['label'] = label
         return res
     c = load_condition(model, plan)
     res = downstream(c.model, c.tokenizer, tasks, limit=limit or None, label=label, model_id=str(model),
-                     model_hash=c.model_hash)
+                     model_hash=c.model_hash, store=requests_path(cache, model, plan), progress=progress)
     res['provenance']['weights_bytes'] = c.bytes
     write_atomic(path, dumps(res))
     return res
@@ -342,20 +350,22 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
               template_dir=None, out: str = 'figures', runs: str = 'runs', progress: bool = True,
               **overrides) -> list[dict]:
     """Execute every template for every model with papermill (`runs/<model>/<template>.ipynb`); the templates write
-    tables and figures into `figures/<model>/`. `dry_run` checks templates and prints what would run. Returns one
-    record per executed notebook."""
+    tables and figures into `figures/<model>/` under the quick protocol and into `figures/<model>/<protocol>/` under
+    any other, so the paper protocol's tables sit beside the quick ones (all conditions share `runs/<model>/cache`).
+    `dry_run` checks templates and prints what would run. Returns one record per executed notebook."""
     if protocol not in PROTOCOLS: raise ValueError(f'unknown protocol {protocol!r}; valid: {sorted(PROTOCOLS)}')
     if not models: raise ValueError('name at least one model: a hub id, a local folder or "reference"')
     tpl = templates(template_dir, names or TEMPLATES)
     jobs = []
     for model in models:
         slug = model_slug(model)
+        sub = Path(slug) if protocol == 'quick' else Path(slug) / protocol
         for name, path in tpl.items():
             defaults = parameters_cell(path)
             params = {
                 'model': str(model),
                 'protocol': protocol,
-                'out': str(Path(out) / slug),
+                'out': str(Path(out) / sub),
                 'runs': str(Path(runs) / slug),
             }
             params.update({k: v for k, v in overrides.items() if k in defaults and v is not None})
@@ -364,7 +374,7 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
                     'model': str(model),
                     'template': name,
                     'path': path,
-                    'output': Path(runs) / slug / f'{name}.ipynb',
+                    'output': Path(runs) / sub / f'{name}.ipynb',
                     'parameters': params,
                 }
             )

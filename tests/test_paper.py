@@ -40,7 +40,16 @@ def test_templates_regenerate_tables_and_figures(tmp_path, monkeypatch):
         'RAM @4b-g64',
         'uniform 4b-g64',
     }
-    assert down.columns.tolist() == ['Model', 'Method', 'Size (GB)', 'ARC-C (acc_norm)', 'Winogrande (acc)']
+    assert down.columns.tolist() == ['Model', 'Method', 'Size (GB)', 'ARC-C (acc_norm)', 'Winogrande (acc)',
+                                     'ARC-C vs uniform', 'ARC-C verdict', 'Winogrande vs uniform', 'Winogrande verdict']
+    d = down.set_index('Method')
+    assert d.loc['unquantized', 'ARC-C vs uniform'] == d.loc['uniform 4b-g64', 'ARC-C vs uniform'] == '-'
+    assert d.loc['RAM @4b-g64', 'Winogrande vs uniform'].split(', p=')[1]            # paired on the same documents
+    assert d.loc['RAM @4b-g64', 'ARC-C verdict'].split(' (')[0] in ('better', 'worse', 'not distinguishable')
+    assert "McNemar's exact test" in (fig / 'downstream.md').read_text()
+    r = rob.set_index('Condition')
+    assert r.loc['uniform 4b-g64', 'Median vs uniform'] == '-' and ', p=' in r.loc['RAM @4b-g64', 'Median vs uniform']
+    assert bud.set_index('Condition').loc['RAM @4b-g64', 'Paired median diff [95% CI], p'].startswith('vs 4b-g64: ')
     for png in ('robustness-windows', 'budgets-rd', 'budgets-allocation', 'budgets-groups'):
         assert (fig / f'{png}.png').read_bytes()[:8] == PNG
     for d in done: assert json.loads(d['output'].read_text())['cells'], d   # executed notebooks are kept under runs/

@@ -197,7 +197,8 @@ def test_default_outputs_stay_under_runs(tmp_path, tiny, monkeypatch, capsys):
     monkeypatch.chdir(work)
     assert main(['ppl', str(src), '--plan', str(evil), '--n', '2', '--length', '32']) == 0
     import ram.cli
-    monkeypatch.setattr(ram.cli, 'downstream', lambda *a, **k: {'table': [], 'provenance': {}, 'seconds': 0.0})
+    monkeypatch.setattr(ram.cli, 'downstream',
+                        lambda *a, **k: {'table': [], 'provenance': {}, 'seconds': 0.0, 'requests_scored': 0})
     assert main(['eval', str(src), '--plan', str(evil), '--limit', '1']) == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
     assert written == ['evil.json', 'w/runs/eval/pwn-x-4.5bpw-limit1.json', 'w/runs/ppl/pwn-x-4.5bpw-custom.csv',
@@ -552,7 +553,7 @@ def test_an_output_file_that_appears_during_the_run_is_kept(tmp_path, tiny, caps
     out = tmp_path / 'r.json'
     def user_writes(*a, **k):
         out.write_text('keep')  # a file appears at the output while the model is scored
-        return {'table': [], 'provenance': {}, 'seconds': 0.0}
+        return {'table': [], 'provenance': {}, 'seconds': 0.0, 'requests_scored': 0}
     monkeypatch.setattr(ram.cli, 'downstream', user_writes)
     assert main(['eval', str(src), '-o', str(out)]) == 1
     assert 'r.json appeared while this run worked; pass --overwrite to replace it' in _one_error_line(capsys, 'eval')
