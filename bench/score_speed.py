@@ -31,7 +31,7 @@ def _score_child(args):
     wins, _ = windows(corpus_tokens(tok), get_protocol('paper', args.n, args.length, 42))
     t0 = time.perf_counter(); to_fp32(model); t_conv = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tab = score_windows(model, wins, fp32=False, fast=not args.mlx_attention, progress=False)
+    tab = score_windows(model, wins, scoring='native', fast=not args.mlx_attention, progress=False)  # already fp32
     t = time.perf_counter() - t0
     print(json.dumps({'seconds': t, 'convert_seconds': t_conv, 'nll': tab.nll.tolist(), 'blas': blas_in_use()}))
 

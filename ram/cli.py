@@ -35,7 +35,7 @@ from .evaluate import RequestStore, downstream, perplexity
 from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_to
 from .quantizer import condition_label, load_condition, quantize_to_folder
 from .reproduce import reproduce, requests_path
-from .scoring import get_protocol
+from .scoring import SCORINGS, dense_params, get_protocol, resolve_scoring
 
 
 # %% auto #0
@@ -82,6 +82,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (run '{self.prog} -h' for usage)\n")
 
 
+_SCORING_HELP = ('How to score: native (the model as it ships: quantized matmuls, its own activation dtype), fp32 '
+                 '(dequantized fp32 weights and activations: fast on a CPU with a real BLAS, 4 bytes per parameter) or '
+                 'auto (native on a GPU; fp32 on a CPU when the fp32 copy fits in the memory available). '
+                 'Default: auto.')
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog='ram', description='RAM: budget-aware mixed-precision quantization for MLX.')
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND')
@@ -89,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         'reproduce',
         help="Regenerate the paper's tables and figures (default: the reference model, quick protocol).",
         description='Execute every paper template (robustness, budgets, downstream) per model with papermill; tables '
-        'and figures go to OUT/<model>/, executed notebooks to RUNS/<model>/.',
+        'and figures go to OUT/<model>/ (OUT/<model>/paper/ under the paper protocol), executed notebooks to '
+        'RUNS/<model>/.',
     )
     r.add_argument(
         '--models', nargs='+', default=['reference'], help="Hub ids, local MLX folders, or 'reference' (default)."
@@ -113,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         '--only', nargs='+', choices=['robustness', 'budgets', 'downstream'], help='Run only these templates.'
     )
+    r.add_argument('--scoring', default='auto', choices=list(SCORINGS), help=_SCORING_HELP)
     r.add_argument(
         '--dry-run', action='store_true', help='Check the templates and print what would run, without running it.'
     )
@@ -219,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
                                             'Output JSON file') + ' (default: under runs/).')
         e.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists (a file under runs/ always).')
         e.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
+        e.add_argument('--scoring', default='auto', choices=list(SCORINGS), help=_SCORING_HELP)
         if name == 'ppl':
             e.add_argument(
                 '--protocol',
@@ -279,7 +288,8 @@ def run():
 def cmd_reproduce(args):
     t0 = time.perf_counter()
     done = reproduce(args.models, args.protocol, dry_run=args.dry_run, template_dir=args.templates, out=args.out,
-                     runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length)
+                     runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length,
+                     scoring=args.scoring)
     if not args.dry_run:
         print(
             f'ram reproduce: {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; tables and figures in '
@@ -307,7 +317,7 @@ def cmd_profile(args):
         if stats.get('resumed'): print(f"resumed: {stats['resumed']} tensors measured by a stopped run were reused")
         print(f"profiling: {stats['seconds']:.1f} s for {stats['weight_configs'] / 1e6:.0f}M weight-configs "
               f"({stats['weight_configs'] / stats['seconds'] / 1e6:.1f}M weight-configs/s)")
-    print(f"{'written' if stats else 'reused'}: {path}")  # stats: measured now
+    print(f"{'written' if stats else 'reused'}: {args.out or path}")  # stats: measured now; -o as the user wrote it
     return path
 
 
@@ -406,14 +416,15 @@ def _score_ppl(args, proto, plan, stem: Path, replace: bool):
     check_disk(stem, (1 << 20) + 512 * proto.n, 'the perplexity results')  # before the scoring, not after it
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
-    r = perplexity(
-        m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model), model_hash=mhash
-    )
+    mode, why = scoring = resolve_scoring(args.scoring, dense_params(m))
+    print(f'  scoring: {mode} ({why})')
+    r = perplexity(m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model),
+                   model_hash=mhash, scoring=scoring)
     if size: r.provenance['weights_bytes'] = size
     print(
         f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  WikiText-2 test, {proto.n} windows x "
         f"{proto.length} "
-        f"tokens, seed {proto.seed} (fp32 activations), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
+        f"tokens, seed {proto.seed} (scoring: {mode}), {r.seconds:.0f} s, {r.table.tokens.sum() / r.seconds:.0f} tok/s"
     )
     print(_stats_table({label: r}, sizes={label: size}))
     js, cs = r.save(stem, replace)
@@ -434,15 +445,17 @@ def _score_eval(args, plan, out: Path, replace: bool):
     check_disk(out, 1 << 20, 'the evaluation results')
     c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
-    store = RequestStore(requests_path(cache_dir() / 'requests', args.model, plan))
+    mode, why = scoring = resolve_scoring(args.scoring, dense_params(m))
+    print(f'  scoring: {mode} ({why})')
+    store = RequestStore(requests_path(cache_dir() / 'requests', args.model, plan, mode))
     if len(store): print(f'  resuming: {len(store)} scored requests of this condition in {store.path}')
     res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash,
-                     store=store)
+                     store=store, scoring=scoring)
     if size: res['provenance']['weights_bytes'] = size
     lim = f'first {args.limit} documents of each task' if args.limit else 'all documents'
     print(
         f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  lm-evaluation-harness, {lim}, chat template off "
-        f"(fp32 activations), {res['seconds']:.0f} s; {res['requests_scored']} requests scored, the rest from "
+        f"(scoring: {mode}), {res['seconds']:.0f} s; {res['requests_scored']} requests scored, the rest from "
         f"{store.path}"
     )
     print(f"  {'task':<16}{'shots':>6}{'metric':>10}{'value':>9}{'stderr':>9}{'n':>7}")

@@ -24,12 +24,15 @@ from .blas import ensure_fast_blas
 from .core import dumps, provenance, sha256_file, write_atomic
 from .metrics import summarize
 from ram.scoring import (
+    SCORING_NOTES,
     WIKITEXT,
     Protocol,
     corpus_tokens,
     cpu_attention,
     data_dir,
+    dense_params,
     get_protocol,
+    resolve_scoring,
     score_windows,
     to_fp32,
     windows,
@@ -104,22 +107,24 @@ class PPLResult:
 PPL_SCHEMA = 'ram.ppl/1'
 
 
-def perplexity(model: nn.Module, tokenizer, protocol='quick', batch_size: int = 1, fp32: bool = True, fast: bool = True,
-               progress: bool = True, desc: str = 'perplexity', tokens: np.ndarray | None = None,
-               label: str | None = None,
+def perplexity(model: nn.Module, tokenizer, protocol='quick', batch_size: int = 1, scoring: str = 'auto',
+               fast: bool | None = None, progress: bool = True, desc: str = 'perplexity',
+               tokens: np.ndarray | None = None, label: str | None = None,
                model_id: str | None = None, model_hash: str | None = None, n_boot: int = 2000) -> PPLResult:
     """WikiText-2 perplexity of `model` under `protocol` (a name, or a `Protocol`): the per-window table, the robust
-    statistics and provenance. `tokens` reuses an already tokenized corpus; the model is converted to fp32 in place."""
+    statistics and provenance. `tokens` reuses an already tokenized corpus. `scoring` (`ram.scoring.resolve_scoring`):
+    under `fp32` the model is converted to fp32 in place; the mode used and why go into provenance."""
     protocol = get_protocol(protocol)
     toks = corpus_tokens(tokenizer) if tokens is None else tokens
     wins, idx = windows(toks, protocol)
     t0 = time.perf_counter()
-    table = score_windows(model, wins, batch_size=batch_size, fp32=fp32, fast=fast, progress=progress, desc=desc)
+    mode, why = resolve_scoring(scoring, dense_params(model))
+    table = score_windows(model, wins, batch_size=batch_size, scoring=mode, fast=fast, progress=progress, desc=desc)
     secs = time.perf_counter() - t0
     table['window'] = idx
     stats = summarize(table, seed=protocol.seed, n_boot=n_boot)
     prov = provenance(model=model_id, model_hash=model_hash, data_sha256=_data_hash(),
-                      scoring='fp32 dequantized weights, fp32 activations' if fp32 else 'model dtype')
+                      scoring=mode, scoring_note=f'{SCORING_NOTES[mode]}; {why}')
     return PPLResult(label=label or desc, protocol=protocol, table=table, stats=stats, seconds=secs, provenance=prov)
 
 
@@ -263,8 +268,9 @@ def _lm_class():
     from mlx_lm.evaluate import MLXLM  # imports lm_eval
 
     class FP32LM(MLXLM):
-        """mlx-lm's lm-eval backend around an in-memory model; fp32 weights and numpy attention on the CPU. Requests
-        already in `store` are not scored again; the others are scored `chunk` contexts at a time and stored."""
+        """mlx-lm's lm-eval backend around an in-memory model: as it is (`native`), or with fp32 weights and the numpy
+        attention on the CPU (`fp32`). Requests already in `store` are not scored again; the others are scored `chunk`
+        contexts at a time and stored."""
         def __init__(self, model: nn.Module, tokenizer, fp32: bool = True, max_tokens: int | None = None,
                      store: RequestStore | None = None, chunk: int = 8, progress: bool = True, desc: str = 'tasks'):
             LM.__init__(self)
@@ -317,13 +323,14 @@ def _doc_record(task, sample: dict, metric: str) -> dict:
 
 
 def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'), limit: int | None = None,
-               shots: dict | None = None, root=None, fp32: bool = True, label: str = 'model',
+               shots: dict | None = None, root=None, scoring: str = 'auto', label: str = 'model',
                model_id: str | None = None, model_hash: str | None = None, store=None, progress: bool = True) -> dict:
     """Run lm-eval's `tasks` on `model` (first `limit` documents of each); returns a dict with a `table`
     (task, metric, value, stderr, n, shots), every document's outcome (`documents`: task -> `_doc_record`s) and
-    provenance. The model is converted to fp32 in place when `fp32`. `store` (a `RequestStore` or a path) keeps every
-    request's result as it is computed, so that an interrupted run resumes and a larger `limit` scores only the new
-    documents; it must belong to this condition (model, plan and scoring), which the caller's path encodes."""
+    provenance. `scoring` as for `perplexity` (under `fp32` the model is converted in place). `store` (a
+    `RequestStore` or a path) keeps every request's result as it is computed, so that an interrupted run resumes and a
+    larger `limit` scores only the new documents; it must belong to this condition (model, plan and scoring), which
+    the caller's path encodes."""
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad: raise ValueError(f'unknown task(s) {bad}; valid tasks: {sorted(TASKS)}')
@@ -332,7 +339,8 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
     objs = [make_task(t, root, (shots or {}).get(t)) for t in tasks]
     import lm_eval
     store = store if isinstance(store, RequestStore) else RequestStore(store)
-    lm = _lm_class()(model, tokenizer, fp32=fp32, store=store, progress=progress, desc=label)
+    mode, why = resolve_scoring(scoring, dense_params(model))
+    lm = _lm_class()(model, tokenizer, fp32=mode == 'fp32', store=store, progress=progress, desc=label)
     t0 = time.perf_counter()
     res = lm_eval.simple_evaluate(model=lm, tasks=objs, limit=limit, bootstrap_iters=1000, log_samples=True)
     secs = time.perf_counter() - t0
@@ -357,7 +365,8 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
         lm_eval=lm_eval.__version__,
         limit=limit,
         data_sha256={t: {k: sha256_file(v) for k, v in _task_files(t, root).items()} for t in tasks},
-        scoring='fp32 dequantized weights, fp32 activations' if fp32 else 'model dtype',
+        scoring=mode,
+        scoring_note=f'{SCORING_NOTES[mode]}; {why}',
         chat_template=False,
     )
     return {'schema': TASKS_SCHEMA, 'label': label, 'table': rows, 'seconds': round(secs, 1),

@@ -112,18 +112,28 @@ def plan_key(plan: Plan | None, model_hash: str | None = None) -> str:
     return _key(plan.model_hash or model_hash, dtype, {n: t.config.name for n, t in sorted(plan.tensors.items())})
 
 
-def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=None, progress: bool = True):
-    "`PPLResult` of `model` (with `plan` applied in memory) under `protocol`, from `cache` when already scored."
+def _concrete(scoring: str) -> str:
+    if scoring not in ('native', 'fp32'):
+        raise ValueError(f'scoring must be native or fp32 here, got {scoring!r}: resolve auto once per table with '
+                         'ram.scoring.resolve_scoring, so that every condition of it is scored alike')
+    return scoring
+
+
+def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=None, progress: bool = True,
+               scoring: str = 'fp32'):
+    """`PPLResult` of `model` (with `plan` applied in memory) under `protocol` and `scoring` (native or fp32), from
+    `cache` when already scored. fp32 results keep the key they had before scoring modes existed."""
     proto = get_protocol(protocol)
     mh = model_hash(local_path(model))
-    stem = Path(cache) / f'ppl-{_key(plan_key(plan, mh), proto.to_dict())}'
+    parts = [plan_key(plan, mh), proto.to_dict()] + ([] if _concrete(scoring) == 'fp32' else [scoring])
+    stem = Path(cache) / f'ppl-{_key(*parts)}'
     if stem.with_suffix('.json').exists():
         r = PPLResult.load(stem.with_suffix('.json'))
         r.label = label
         return r
     c = load_condition(model, plan)
     r = perplexity(c.model, c.tokenizer, proto, tokens=tokens, progress=progress, desc=label, label=label,
-                   model_id=str(model), model_hash=c.model_hash)
+                   model_id=str(model), model_hash=c.model_hash, scoring=scoring)
     r.provenance['weights_bytes'] = c.bytes
     r.save(stem)
     return r
@@ -135,19 +145,22 @@ def requests_path(cache, model, plan: Plan | None, scoring: str = 'fp32') -> Pat
     return Path(cache) / f'requests-{_key(plan_key(plan, model_hash(local_path(model))), scoring)}.jsonl'
 
 
-def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str, progress: bool = True) -> dict:
+def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str, progress: bool = True,
+                      scoring: str = 'fp32') -> dict:
     """`ram.evaluate.downstream` of a condition, from `cache` when already run with the same tasks and limit; else run,
     with every request's result kept under `cache` as it is scored (an interrupted run resumes there, and a larger
-    limit scores only the new documents)."""
+    limit scores only the new documents). `scoring`: native or fp32."""
     mh = model_hash(local_path(model))
-    path = Path(cache) / f'tasks-{_key(plan_key(plan, mh), sorted(tasks), limit, "fp32", TASKS_SCHEMA)}.json'
+    key = _key(plan_key(plan, mh), sorted(tasks), limit, _concrete(scoring), TASKS_SCHEMA)
+    path = Path(cache) / f'tasks-{key}.json'
     if path.exists():
         res = json.loads(path.read_text())
         res['label'] = label
         return res
     c = load_condition(model, plan)
     res = downstream(c.model, c.tokenizer, tasks, limit=limit or None, label=label, model_id=str(model),
-                     model_hash=c.model_hash, store=requests_path(cache, model, plan), progress=progress)
+                     model_hash=c.model_hash, store=requests_path(cache, model, plan, scoring), progress=progress,
+                     scoring=scoring)
     res['provenance']['weights_bytes'] = c.bytes
     write_atomic(path, dumps(res))
     return res

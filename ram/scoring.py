@@ -22,8 +22,9 @@ from .blas import ensure_fast_blas
 
 
 # %% auto #0
-__all__ = ['WIKITEXT', 'PROTOCOLS', 'data_dir', 'wikitext_rows', 'Protocol', 'get_protocol', 'corpus_tokens', 'windows',
-           'calibration_windows', 'to_fp32', 'numpy_sdpa', 'cpu_attention', 'token_nll', 'window_nll', 'score_windows']
+__all__ = ['WIKITEXT', 'PROTOCOLS', 'SCORINGS', 'SCORING_NOTES', 'GIB', 'data_dir', 'wikitext_rows', 'Protocol', 'get_protocol',
+           'corpus_tokens', 'windows', 'calibration_windows', 'to_fp32', 'available_memory', 'dense_params',
+           'resolve_scoring', 'numpy_sdpa', 'cpu_attention', 'token_nll', 'window_nll', 'score_windows']
 
 # %% ../nbs/01a_scoring.ipynb #d5e6ae4c
 def data_dir() -> Path:
@@ -145,6 +146,58 @@ def to_fp32(model: nn.Module) -> nn.Module:
     return model
 
 
+SCORINGS = ('auto', 'native', 'fp32')
+SCORING_NOTES = {'native': 'the model as it ships (its quantized matmuls, its own activation dtype)',
+                 'fp32': 'fp32 dequantized weights, fp32 activations'}
+GIB = 1 << 30
+
+
+def available_memory() -> int:
+    "Memory this process could still use, in bytes: psutil's `available` when installed, else Linux's MemAvailable."
+    try:
+        import psutil
+        return int(psutil.virtual_memory().available)
+    except ImportError: pass
+    try:
+        for line in Path('/proc/meminfo').read_text().splitlines():
+            if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
+    except OSError: pass
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_AVPHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return 0
+
+
+def dense_params(model: nn.Module) -> int:
+    "Parameters of `model` once every quantized layer is dequantized (what `to_fp32` leaves), scales and biases aside."
+    n = 0
+    for _, m in model.named_modules():
+        bits = getattr(m, 'bits', None) if 'weight' in m and m['weight'].dtype == mx.uint32 else None
+        for k, v in m.items():
+            if not isinstance(v, mx.array): continue
+            if bits and k in ('scales', 'biases'): continue
+            n += v.size * 32 // bits if bits and k == 'weight' else v.size
+    return n
+
+
+def resolve_scoring(scoring: str = 'auto', n_params: int = 0, gpu: bool | None = None, available: int | None = None,
+                    headroom: float = 1.2, spare: int = 2 * GIB) -> tuple[str, str]:
+    """The scoring mode `scoring` asks for, and why: `native` and `fp32` as asked; `auto` is `native` on a GPU, and
+    on a CPU `fp32` when the fp32 copy of `n_params` parameters, times `headroom`, plus `spare` bytes fits in the
+    memory available (`gpu` and `available` default to this machine's), else `native`. A `(mode, why)` pair, as this
+    returns it, is passed through: a caller that decided once hands the decision on."""
+    if isinstance(scoring, tuple) and len(scoring) == 2 and scoring[0] in SCORINGS[1:]: return scoring  # decided
+    if scoring not in SCORINGS:
+        raise ValueError(f'unknown scoring {scoring!r}; valid: {", ".join(SCORINGS)} (auto: native on a GPU, fp32 on a '
+                         'CPU when the fp32 copy fits in memory)')
+    if scoring != 'auto': return scoring, f'{scoring}, as asked'
+    if gpu is None: gpu = mx.default_device().type == mx.DeviceType.gpu
+    if gpu: return 'native', 'auto: native on a GPU'
+    have = available_memory() if available is None else available
+    need = 4 * n_params * headroom + spare
+    fits = bool(have) and need <= have
+    return ('fp32' if fits else 'native'), (
+        f'auto: the fp32 copy ({4 * n_params / 1e9:.2f} GB) {"fits" if fits else "does not fit"} in the '
+        f'{have / 1e9:.1f} GB available on this CPU (x{headroom:g} + {spare / GIB:g} GiB)'
+    )
 
 # %% ../nbs/01a_scoring.ipynb #d4e27f5b
 _BLOCK = 256
@@ -228,13 +281,16 @@ def window_nll(model: nn.Module, batch: np.ndarray, fast: bool = True) -> np.nda
         return np.asarray(nll, dtype=np.float64).sum(-1)
 
 
-def score_windows(model: nn.Module, wins: np.ndarray, batch_size: int = 1, fp32: bool = True, fast: bool = True,
-                  progress: bool = True, desc: str = 'scoring') -> pd.DataFrame:
-    """Score each window; `fp32` converts the model first (in place), `fast` uses the numpy attention and loss. One row
-    per window."""
-    if fp32:
+def score_windows(model: nn.Module, wins: np.ndarray, batch_size: int = 1, scoring: str = 'auto',
+                  fast: bool | None = None, progress: bool = True, desc: str = 'scoring') -> pd.DataFrame:
+    """Score each window under `scoring` (`resolve_scoring`): `fp32` converts the model first (in place) and, unless
+    `fast=False`, uses the numpy attention and loss; `native` scores the model as it is, with MLX's own attention
+    unless `fast=True`. One row per window."""
+    mode = resolve_scoring(scoring, dense_params(model))[0]
+    if mode == 'fp32':
         ensure_fast_blas(reexec=False)
         to_fp32(model)
+    fast = (mode == 'fp32') if fast is None else fast
     out = []
     bar = tqdm(total=len(wins) * (wins.shape[1] - 1), unit='tok', unit_scale=True, desc=desc, disable=not progress)
     for s in range(0, len(wins), batch_size):
