@@ -17,12 +17,14 @@ from .allocator import achievable_range, plan_budgets
 from .blas import ensure_fast_blas
 from ram.core import (
     BUDGET_FORMS,
+    DEFAULT_MODE,
     GB,
     LOSS_MODES,
     Plan,
     Profile,
     cache_dir,
     check_disk,
+    check_output_folder,
     check_output_file,
     dumps,
     local_inputs,
@@ -32,14 +34,16 @@ from ram.core import (
     write_atomic,
 )
 from .evaluate import RequestStore, downstream, perplexity
-from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_to
-from .quantizer import condition_label, load_condition, quantize_to_folder
+from .models import resolve
+from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_path, profile_to
+from .quantizer import condition_label, load_condition, model_card, quantize_to_folder
 from .reproduce import reproduce, requests_path
 from .scoring import SCORINGS, dense_params, get_protocol, resolve_scoring
 
 
 # %% auto #0
-__all__ = ['main', 'run', 'cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_quantize', 'cmd_ppl', 'cmd_eval']
+__all__ = ['main', 'run', 'cmd_reproduce', 'cmd_profile', 'cmd_allocate', 'cmd_convert', 'upload', 'cmd_quantize', 'cmd_ppl',
+           'cmd_eval']
 
 # %% ../nbs/09_cli.ipynb #51886e28
 def _int_at_least(lo: int):
@@ -185,6 +189,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
     pa.add_argument('--overwrite', action='store_true', help='Replace plan files that exist in OUT.')
+    pc = sub.add_parser(
+        'convert',
+        help='The main job in one command: profile (or reuse the cached profile), allocate, quantize.',
+        description='Profile MODEL (or reuse its cached profile), allocate the plan for BUDGET, print its table and '
+        'certificate, and write a model folder stock mlx_lm loads, with a model card (README.md) saying how it was '
+        'made and every tensor\'s config (ram_plan.json).',
+    )
+    pc._negative_number_matcher = re.compile(r'^-\.?\d')
+    pc.add_argument('model', help="Hub id, local MLX folder, or 'reference'.")
+    pc.add_argument('--budget', required=True, help=f'The memory budget, one of: {BUDGET_FORMS}.')
+    pc.add_argument('-o', '--out', required=True, help='Output folder.')
+    pc.add_argument('--mode', choices=list(MODES), default=None,
+                    help=f'The distortion to allocate on (default: {DEFAULT_MODE}); the profile measures weight and '
+                    'it.')
+    pc.add_argument('--dry-run', action='store_true', help='Check the inputs and print the steps; run nothing.')
+    pc.add_argument('--upload-repo', help="Upload the folder to this hub repo with mlx-lm's upload helper.")
+    pc.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists (a model folder only).')
+    pc.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
     pq = sub.add_parser(
         'quantize',
         help='Apply a plan and write a model folder that stock mlx_lm loads.',
@@ -271,7 +293,7 @@ def main(argv=None, reexec: bool = False):
     args = p.parse_args(argv)
     if args.cmd is None: p.print_help(); return 2
     # fp32 forward passes
-    if args.cmd in ('reproduce', 'profile', 'ppl', 'eval') and not getattr(args, 'dry_run', False):
+    if args.cmd in ('reproduce', 'profile', 'convert', 'ppl', 'eval') and not getattr(args, 'dry_run', False):
         ensure_fast_blas(reexec=reexec)
     try: globals()[f'cmd_{args.cmd}'](args)  # the subcommand's function, cmd_<name>, defined below
     except (ValueError, OSError) as e:  # bad input, missing files, no disk space: one clear line
@@ -376,6 +398,59 @@ def _allocate(args, budgets: list[str], out: Path):
         p.save(f, args.overwrite)
         print(f'written: {f}')
     return plans
+
+
+def cmd_convert(args):
+    "`ram convert`: profile (or reuse), allocate, quantize with a model card; optionally upload."
+    budget = re.sub(r'\s+', '', args.budget)
+    parse_budget(budget)                                   # a malformed budget is refused before any work
+    mode = args.mode or DEFAULT_MODE
+    modes = tuple(dict.fromkeys(('weight', mode)))
+    out = Path(args.out).expanduser()
+    check_output_folder(out, args.overwrite, keep=[args.model])   # before hours of profiling, not after
+    if args.dry_run:                                       # reads no weights and downloads nothing
+        local = isinstance(resolve(args.model), Path)
+        ppath = profile_path(args.model, modes=modes) if local else None
+        print(f'ram convert (dry run): {args.model} -> {out}, budget {budget}, allocating on {mode}')
+        step = (f'reuse {ppath}' if ppath.exists() else f'measure, into {ppath}') if local else \
+            'download the model, then reuse its cached profile or measure it'
+        print(f"  1. profile ({', '.join(modes)}): {step}")
+        print(f'  2. allocate the plan for {budget}, print its table and certificate')
+        print(f'  3. quantize into {out}, with README.md (model card) and ram_plan.json')
+        if args.upload_repo: print(f"  4. upload {out} to {args.upload_repo} (mlx-lm's upload helper)")
+        return None
+    stats = {}
+    prof, ppath = cached_profile(args.model, modes=modes, stats=stats, trust_remote_code=args.trust_remote_code)
+    print(f"{'profiled' if stats else 'reused'}: {ppath}")
+    plan = plan_budgets(prof, [budget], mode=mode)[0]
+    unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
+    print(f'allocated on the {mode} distortion{unit}')
+    print(_plan_table([plan]))
+    numel = prof.table.drop_duplicates('tensor').set_index('tensor')['numel'].to_dict()
+    card = model_card(plan, str(args.model), numel, profile_mode=' + '.join(modes))
+    res = quantize_to_folder(args.model, plan, out, overwrite=args.overwrite, trust_remote_code=args.trust_remote_code,
+                             card=card)
+    b = plan.budget_bytes
+    print(f"{out}: {res['actual_bytes']:,} bytes of weights ({res['actual_bytes'] / GB:.4f} GB) for the budget "
+          f'{budget} = {b:,} bytes ({b / GB:.4f} GB): {100 * res["actual_bytes"] / b:.2f}% of it, {plan.bpw:.3f} bpw')
+    if args.upload_repo: upload(out, args.upload_repo)
+    return res
+
+
+def upload(folder, repo: str):
+    """Upload `folder` to the hub repo `repo` with mlx-lm's own helper (`mlx_lm.utils.upload_to_hub`). That helper
+    rewrites README.md with its usage text before uploading, so RAM's account of how the folder was made is put back
+    under it and README.md uploaded again."""
+    from mlx_lm.utils import upload_to_hub
+    readme = Path(folder) / 'README.md'
+    ours = readme.read_text().split('---\n', 2)[-1].strip()     # the card's text, without its YAML header
+    upload_to_hub(str(folder), repo)
+    text = readme.read_text()
+    if ours not in text:
+        readme.write_text(text.rstrip() + '\n\n' + ours + '\n')
+        from huggingface_hub import HfApi
+        HfApi().upload_file(path_or_fileobj=str(readme), path_in_repo='README.md', repo_id=repo, repo_type='model')
+    print(f'uploaded {folder} to {repo}')
 
 
 def cmd_quantize(args):

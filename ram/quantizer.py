@@ -51,7 +51,8 @@ from ram.models import (
 
 # %% auto #0
 __all__ = ['MAX_SHARD_BYTES', 'uniform_configs', 'predicted_bytes', 'quantize', 'safetensors_payload', 'save_weights',
-           'save_model_folder', 'check_plan', 'Condition', 'condition_label', 'load_condition', 'quantize_to_folder']
+           'save_model_folder', 'check_plan', 'Condition', 'condition_label', 'load_condition', 'quantize_to_folder',
+           'model_card']
 
 # %% ../nbs/04_quantizer.ipynb #c738eeee
 def uniform_configs(model: nn.Module, config: QuantConfig) -> dict[str, QuantConfig]:
@@ -294,13 +295,13 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
 
 
 def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | None = None, force: bool = False,
-                       progress: bool = True, trust_remote_code: bool = False) -> dict:
+                       progress: bool = True, trust_remote_code: bool = False, card: str | None = None) -> dict:
     """Load `model` lazily, apply `plan` (`load_condition`), save to `out` atomically, one output shard (no bigger than
     the largest input shard) in memory at a time; returns predicted and actual bytes. `dtype` defaults to the one the
     plan was profiled for; a model whose hash differs from the plan's is refused unless `force`. `out` is checked
     first (`check_output_folder`): an existing folder is replaced only with `overwrite`, and only a model folder.
     Weights that come to more than the plan's budget (its `budget_bytes`, else its `total_bytes`) are an error, raised
-    before the folder takes the name `out`."""
+    before the folder takes the name `out`. `card` (a `model_card`) is saved as the folder's README.md."""
     out = Path(out).expanduser()
     recover_output(out.resolve())  # an old copy a killed --overwrite left aside is put back before the check
     check_output_folder(out, overwrite, keep=[model])  # before any work; save_model_folder checks again
@@ -310,7 +311,8 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
         check_disk(out, c.bytes + (1 << 20))  # weights plus headers, config and tokenizer
         # save_weights empties `c.sources` as it goes, so each source weight is released once checked
         save_model_folder(out, c.model, c.tokenizer, c.config, src=c.path, overwrite=overwrite,
-                          extra_files={'ram_plan.json': dumps(plan.to_dict())}, shard_bytes=_input_shard_bytes(c.path),
+                          extra_files={'ram_plan.json': dumps(plan.to_dict()), **({'README.md': card} if card else {})},
+                          shard_bytes=_input_shard_bytes(c.path),
                           donate=True, checks=c.sources,
                           max_bytes=plan.budget_bytes if plan.budget_bytes is not None else plan.total_bytes)
     actual = safetensors_payload(out)
@@ -320,3 +322,63 @@ def quantize_to_folder(model, plan, out, overwrite: bool = False, dtype: str | N
         print(f'wrote {out}: {actual:,} bytes ({actual / 1e9:.4f} GB) vs plan {plan.total_bytes:,} '
               f'({100 * res["rel_diff"]:+.3f}%)')
     return res
+
+
+def model_card(plan, model: str, numel: Mapping[str, int] | None = None, profile_mode: str | None = None) -> str:
+    """A model card (README.md with the hub's YAML header) saying how the folder was made: the model, the budget, bytes
+    and bits per weight, the share of each config (of the weights when `numel` is given, else of the bytes), the
+    distortion the allocator minimized, the certificate, and the RAM version; `ram_plan.json` beside it has every
+    tensor's config."""
+    from ram import __version__
+    shares, total = {}, 0
+    for n, t in plan.tensors.items():
+        w = int(numel[n]) if numel is not None else t.bytes
+        shares[t.config.name] = shares.get(t.config.name, 0) + w
+        total += w
+    rows = '\n'.join(f'| {c} | {sum(t.config.name == c for t in plan.tensors.values())} | {100 * w / total:.1f}% |'
+                     for c, w in sorted(shares.items(), key=lambda kv: -kv[1]))
+    base = '' if Path(str(model)).exists() or model == 'reference' else f'base_model: {model}\n'
+    cert = ('no certificate (not an allocator plan)' if plan.dual_bound is None else
+            f'predicted D {plan.total_D:.6g}, dual lower bound {plan.dual_bound:.6g}, gap '
+            f'{100 * plan.gap / plan.total_D if plan.total_D else 0:.4f}% (no plan of these bytes has a D below the '
+            'bound)')
+    budget = (f'{plan.budget} = {plan.budget_bytes:,} bytes ({plan.budget_bytes / 1e9:.4f} GB)' if plan.budget_bytes
+              else plan.budget or '-')
+    size = (f'{plan.total_bytes:,} bytes ({plan.total_bytes / 1e9:.4f} GB, {plan.total_bytes / 2**30:.4f} GiB), '
+            f'{plan.bpw:.3f} bits per weight')
+    return f"""---
+library_name: mlx
+pipeline_tag: text-generation
+tags:
+- mlx
+- ram
+- mixed-precision
+{base}---
+
+# {Path(str(model)).name} at {plan.bpw:.3f} bits per weight
+
+Quantized by RAM {__version__}, budget-aware mixed precision for MLX: each tensor got the
+(bits, group size) that minimizes the model's total predicted distortion within the budget. Load it with stock mlx-lm:
+
+```python
+from mlx_lm import load, generate
+model, tokenizer = load('<this folder or repo>')
+```
+
+| | |
+|---|---|
+| source model | `{model}` |
+| budget | {budget} |
+| weights | {size} |
+| distortion minimized | {plan.mode}{f' (profile modes: {profile_mode})' if profile_mode else ''} |
+| certificate | {cert} |
+| method | {plan.method} |
+
+Share of each config ({'of the weights' if numel is not None else 'of the bytes'}):
+
+| config | tensors | share |
+|---|---|---|
+{rows}
+
+Every tensor's config is in `ram_plan.json`.
+"""
