@@ -1,5 +1,5 @@
-"""`ram convert`: the main job in one command (issue 12, item 7): profile or reuse, allocate, quantize with a model card;
---dry-run runs nothing; --upload-repo goes through mlx-lm's helper (stubbed here: no hub is reachable)."""
+"""`ram convert`: the main job in one command (issue 12, item 7): profile or reuse, allocate, quantize with a model
+card; --dry-run runs nothing; --upload-repo goes through mlx-lm's helper (stubbed here: no hub is reachable)."""
 import json
 
 import mlx_lm
