@@ -126,6 +126,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument('--scoring', default='auto', choices=list(SCORINGS), help=_SCORING_HELP)
     r.add_argument(
+        '--budgets',
+        nargs='+',
+        help=f"RAM's budgets, overriding the templates' ({BUDGET_FORMS}; e.g. 16GB 19GB @4b-g64).",
+    )
+    r.add_argument(
+        '--baselines',
+        nargs='*',
+        choices=['uniform', 'v1', 'dynamic'],
+        help='Baselines to run beside RAM (default: all). Uniform always runs: every comparison is against it.',
+    )
+    r.add_argument(
         '--dry-run', action='store_true', help='Check the templates and print what would run, without running it.'
     )
     r.add_argument('--templates', help='Folder of the templates (default: nbs/paper of this checkout).')
@@ -309,14 +320,18 @@ def run():
 # %% ../nbs/09_cli.ipynb #e99d0806
 def cmd_reproduce(args):
     t0 = time.perf_counter()
+    over = {'budgets': args.budgets, 'scoring': args.scoring}
+    if args.baselines is not None:
+        over.update(v1='v1' in args.baselines, dynamic='dynamic' in args.baselines)
     done = reproduce(args.models, args.protocol, dry_run=args.dry_run, template_dir=args.templates, out=args.out,
-                     runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length,
-                     scoring=args.scoring)
-    if not args.dry_run:
-        print(
-            f'ram reproduce: {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; tables and figures in '
-            f'{args.out}/'
-        )
+                     runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length, **over)
+    if args.dry_run: return done
+    failed = [d for d in done if d['error']]
+    print(f'ram reproduce: {len(done) - len(failed)} of {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; '
+          f'tables and figures in {args.out}/')
+    if failed:
+        raise ValueError(f'{len(failed)} of {len(done)} templates failed: ' + '; '.join(
+            f"{d['template']} for {d['model']} ({d['error']}; see {d['output']})" for d in failed))
     return done
 
 # %% ../nbs/09_cli.ipynb #fc10c8ff

@@ -8,7 +8,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -365,7 +367,10 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
     """Execute every template for every model with papermill (`runs/<model>/<template>.ipynb`); the templates write
     tables and figures into `figures/<model>/` under the quick protocol and into `figures/<model>/<protocol>/` under
     any other, so the paper protocol's tables sit beside the quick ones (all conditions share `runs/<model>/cache`).
-    `dry_run` checks templates and prints what would run. Returns one record per executed notebook."""
+    `dry_run` checks templates and prints what would run. Returns one record per executed notebook, with `error`
+    (None, or the failing template's last error line): a failing template is reported with the path of its executed
+    notebook and the others still run. With `progress`, each notebook's output (the scoring bars, the current
+    condition) reaches the console as it runs."""
     if protocol not in PROTOCOLS: raise ValueError(f'unknown protocol {protocol!r}; valid: {sorted(PROTOCOLS)}')
     if not models: raise ValueError('name at least one model: a hub id, a local folder or "reference"')
     tpl = templates(template_dir, names or TEMPLATES)
@@ -397,12 +402,35 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
             f"{json.dumps(j['parameters'], sort_keys=True)}"
         )
     if dry_run: return [{**j, 'seconds': None} for j in jobs]
-    done = []
+    done, kernel = [], _kernel(Path(runs))
     for j in jobs:
         j['output'].parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        pm.execute_notebook(str(j['path']), str(j['output']), parameters=j['parameters'], progress_bar=progress,
-                            cwd=str(Path.cwd()), kernel_name='python3', language='python')
-        done.append({**j, 'seconds': round(time.perf_counter() - t0, 1)})
-        print(f"ram reproduce: {j['template']} for {j['model']} done in {done[-1]['seconds']:.0f} s")
+        print(f"ram reproduce: running {j['template']} for {j['model']}", flush=True)
+        try:
+            pm.execute_notebook(str(j['path']), str(j['output']), parameters=j['parameters'], progress_bar=False,
+                                cwd=str(Path.cwd()), kernel_name=kernel, language='python',
+                                stdout_file=sys.stdout if progress else None,
+                                stderr_file=sys.stderr if progress else None)
+        except Exception as e:  # a failing template is reported, and the others still run
+            err = str(e).strip().splitlines()
+            done.append({**j, 'seconds': round(time.perf_counter() - t0, 1), 'error': err[-1] if err else repr(e)})
+            print(f"ram reproduce: {j['template']} for {j['model']} FAILED: {done[-1]['error']} (the executed "
+                  f"notebook: {j['output']})", flush=True)
+            continue
+        done.append({**j, 'seconds': round(time.perf_counter() - t0, 1), 'error': None})
+        print(f"ram reproduce: {j['template']} for {j['model']} done in {done[-1]['seconds']:.0f} s", flush=True)
     return done
+
+
+def _kernel(runs: Path) -> str:
+    """A Jupyter kernel that runs this very interpreter (`sys.executable`), so that a template runs with the `ram`
+    that started it, not whatever a `python3` kernel spec elsewhere points to; its spec is written under `runs/`."""
+    name = 'ram-' + hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
+    root = (Path(runs) / '.jupyter').resolve()
+    spec = {'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+            'display_name': f'ram ({sys.executable})', 'language': 'python'}
+    write_atomic(root / 'kernels' / name / 'kernel.json', json.dumps(spec, indent=1))
+    paths = os.environ.get('JUPYTER_PATH', '').split(os.pathsep)
+    if str(root) not in paths: os.environ['JUPYTER_PATH'] = os.pathsep.join([str(root), *filter(None, paths)])
+    return name

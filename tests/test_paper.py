@@ -68,3 +68,46 @@ def test_driver_refuses_a_template_without_parameters(tmp_path):
     (tmp_path / 'budgets.ipynb').write_text(json.dumps(nb))
     with pytest.raises(ValueError, match='exactly one cell tagged "parameters"'):
         reproduce(['reference'], 'quick', template_dir=tmp_path, dry_run=True)
+
+
+def test_a_failing_template_is_reported_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    from ram.cli import main
+    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
+    model = save_tiny_model(tmp_path / 'tiny')
+    tpl = tmp_path / 'tpl'
+    tpl.mkdir()
+    for name in TEMPLATES: shutil.copy(PAPER / f'{name}.ipynb', tpl)
+    nb = json.loads((tpl / 'robustness.ipynb').read_text())
+    nb['cells'].insert(3, {'cell_type': 'code', 'execution_count': None, 'id': 'boom', 'metadata': {}, 'outputs': [],
+                           'source': ["raise RuntimeError('boom: this template is broken')"]})
+    (tpl / 'robustness.ipynb').write_text(json.dumps(nb))
+    argv = ['reproduce', '--models', str(model), '--templates', str(tpl), '--only', 'robustness', 'downstream',
+            '--n', '3', '--length', '64', '--limit', '2', '--budgets', '@4b-g64', '--out', str(tmp_path / 'fig'),
+            '--runs', str(tmp_path / 'runs')]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()[-1]          # above it: the notebooks' own stderr, streamed as they ran
+    assert err.startswith('ram reproduce: error: 1 of 2 templates failed: robustness') and 'boom' in err, err
+    assert str(tmp_path / 'runs' / 'tiny' / 'robustness.ipynb') in err                     # where to look
+    assert (tmp_path / 'fig' / 'tiny' / 'downstream.md').exists()                           # the other one ran
+    assert 'scoring: fp32 (auto: ' in captured.out                                         # notebook output, live
+
+
+def test_the_templates_kernel_is_this_interpreter(tmp_path, monkeypatch):
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from ram.reproduce import _kernel
+    monkeypatch.delenv('JUPYTER_PATH', raising=False)
+    name = _kernel(tmp_path)
+    assert KernelSpecManager().get_kernel_spec(name).argv[:3] == [sys.executable, '-m', 'ipykernel_launcher']
+
+
+def test_reproduce_flags_reach_the_templates():
+    jobs = reproduce(['reference'], 'paper', dry_run=True, budgets=['16GB', '@4b-g64'], v1=False, dynamic=False,
+                     scoring='native')
+    p = {j['template']: j['parameters'] for j in jobs}
+    assert p['budgets']['budgets'] == ['16GB', '@4b-g64'] and p['budgets']['dynamic'] is False
+    assert p['robustness']['v1'] is False and p['downstream']['scoring'] == 'native' and 'v1' not in p['downstream']
+    assert p['robustness']['out'] == 'figures/SmolLM2-135M-Instruct/paper'
