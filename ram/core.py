@@ -742,6 +742,8 @@ def _check_meta(meta: Mapping):
     _model_hash('meta.model_hash', meta.get('model_hash'))
     if 'dtype' in meta: _dtype('meta.dtype', meta['dtype'])
     if 'n_layers' in meta: _integer('meta.n_layers', meta['n_layers'], 1, 10**6)
+    for k in ('kept_params', 'kept_bytes'):
+        if k in meta: _integer(f'meta.{k}', meta[k])
     if 'model_path' in meta: _text('meta.model_path', meta['model_path'])
     if 'provenance' in meta: _object('meta.provenance', meta['provenance'])
     if 'settings' in meta: _profile_settings('meta.settings', meta['settings'])
@@ -755,7 +757,8 @@ def validate_profile(d) -> Mapping:
     and return it; else raise `ValueError` naming the field, its value and what is valid. Each row's bits, group_size
     and mode make a valid config named by its `config`; with a `shape` column, `numel` and `bytes` are recomputed;
     `d_*` are finite and >= 0; prior and alpha > 0; each tensor has one row per config, a 16-bit row never vetoed;
-    `meta.fixed_bytes` is the bytes of the `meta.n_params` not in the tensors, in `meta.dtype`."""
+    `meta.fixed_bytes` is the bytes of the `meta.n_params` not in the tensors, in `meta.dtype` (those `meta.kept_params`
+    a model keeps as loaded: `meta.kept_bytes`)."""
     _object('the profile', d)
     _keys('the profile', d, ('schema', 'meta', 'column_order', 'columns'), ('meta', 'columns'))
     if d.get('schema', PROFILE_SCHEMA) != PROFILE_SCHEMA:
@@ -805,10 +808,16 @@ def validate_profile(d) -> Mapping:
         raise ValueError(f'{missing[0]} has no 16b row; every tensor may stay at 16 bits: re-profile the model')
     n_params, weights = meta['n_params'], sum(r['numel'] for _, r in first.values())
     if n_params < weights: raise _bad('meta.n_params', n_params, f'its tensors alone hold {weights:,} parameters')
-    want = (n_params - weights) * itemsize(dtype)  # the parameters no config applies to (norms, biases), in `dtype`
+    rest, kn, kb = n_params - weights, meta.get('kept_params', 0), meta.get('kept_bytes', 0)
+    if kn > rest: raise _bad('meta.kept_params', kn, f'at most the {rest:,} parameters outside the tensors')
+    if not kn <= kb <= 8 * kn:
+        raise _bad('meta.kept_bytes', kb, f'must be 1 to 8 bytes each of meta.kept_params {kn:,}')
+    # the parameters no config applies to (norms, biases) in `dtype`, but those kept as loaded (kept_*) at their size
+    want = (rest - kn) * itemsize(dtype) + kb
     if meta['fixed_bytes'] != want:
-        raise _bad('meta.fixed_bytes', meta['fixed_bytes'], f'must be {want:,}: its {n_params - weights:,} parameters '
-                   f"outside the tensors (meta.n_params {n_params:,} less the tensors' {weights:,}) in {dtype}")
+        raise _bad('meta.fixed_bytes', meta['fixed_bytes'], f'must be {want:,}: its {rest:,} parameters outside the '
+                   f"tensors (meta.n_params {n_params:,} less the tensors' {weights:,}) in {dtype}"
+                   + (f', {kn:,} of them kept as loaded in {kb:,} bytes' if kn else ''))
     return d
 
 

@@ -18,7 +18,7 @@ from typing import Mapping
 import mlx.core as mx
 import mlx.nn as nn
 import mlx_lm
-from mlx.utils import tree_flatten
+from mlx.utils import tree_flatten, tree_map_with_path
 from mlx_lm.utils import _download, _get_classes, get_total_parameters, load_config
 
 from .core import QuantConfig, _show, feasible_configs, itemsize, natural_key
@@ -27,9 +27,9 @@ from .reference import REFERENCE_NAMES, reference_folder
 
 # %% auto #0
 __all__ = ['SAFETENSORS_DTYPES', 'MAX_HEADER_BYTES', 'TensorInfo', 'tensor_kind', 'layer_index', 'quantizable_tensors',
-           'is_quantized', 'require_unquantized', 'parameter_count', 'fixed_bytes', 'all_finite', 'require_finite',
-           'read_safetensors_header', 'check_config', 'check_index', 'resolve', 'local_path', 'check_model_folder',
-           'load']
+           'is_quantized', 'require_unquantized', 'parameter_count', 'cast_predicate', 'cast_floats', 'fixed_bytes',
+           'kept_floats', 'all_finite', 'require_finite', 'read_safetensors_header', 'check_config', 'check_index',
+           'resolve', 'local_path', 'check_model_folder', 'load']
 
 # %% ../nbs/01_models.ipynb #c1971ee9
 @dataclass(frozen=True)
@@ -112,10 +112,38 @@ def _fixed_parameters(model: nn.Module) -> list[tuple[str, mx.array]]:
     return [(k, v) for k, v in tree_flatten(model.parameters()) if k not in q and not k.endswith(skip)]
 
 
+def cast_predicate(model: nn.Module):
+    """mlx-lm's own rule for which float parameters take the model's dtype when it converts (`mlx_lm.convert`): the
+    model class's `cast_predicate` (GLM-4.5 and DeepSeek-V3 keep their routers' `e_score_correction_bias` as loaded,
+    in fp32), else every one."""
+    return getattr(model, 'cast_predicate', lambda _: True)
+
+
+def cast_floats(model: nn.Module, dtype: str) -> nn.Module:
+    "Cast `model`'s float parameters to `dtype` in place, except those `cast_predicate` keeps (mlx-lm's rule)."
+    keep, dt = cast_predicate(model), getattr(mx, dtype)
+    model.update(tree_map_with_path(lambda k, v: v.astype(dt) if keep(k) and mx.issubdtype(v.dtype, mx.floating)
+                                    else v, model.parameters()))
+    return model
+
+
+def _saved_itemsize(model: nn.Module, dtype: str):
+    keep = cast_predicate(model)
+    return lambda k, v: itemsize(dtype) if keep(k) and mx.issubdtype(v.dtype, mx.floating) else v.itemsize
+
+
 def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
-    "Bytes of every parameter that is not a quantizable weight (norms, biases), saved in `dtype`."
-    return sum(v.size * (itemsize(dtype) if mx.issubdtype(v.dtype, mx.floating) else v.itemsize)
-               for _, v in _fixed_parameters(model))
+    """Bytes of every parameter that is not a quantizable weight (norms, biases), saved in `dtype`; those mlx-lm's rule
+    keeps (`cast_predicate`), and non-floats, at their own size."""
+    size = _saved_itemsize(model, dtype)
+    return sum(v.size * size(k, v) for k, v in _fixed_parameters(model))
+
+
+def kept_floats(model: nn.Module) -> tuple[int, int]:
+    "(parameters, bytes) outside the quantizable weights that keep their own dtype, not the model's (`cast_predicate`)."
+    keep = cast_predicate(model)
+    kept = [v for k, v in _fixed_parameters(model) if not (keep(k) and mx.issubdtype(v.dtype, mx.floating))]
+    return sum(v.size for v in kept), sum(v.nbytes for v in kept)
 
 
 def all_finite(w: mx.array, block_bytes: int = 1 << 26) -> bool:

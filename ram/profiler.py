@@ -46,6 +46,7 @@ from ram.models import (
     TensorInfo,
     all_finite,
     fixed_bytes,
+    kept_floats,
     load,
     local_path,
     parameter_count,
@@ -292,6 +293,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             'settings': _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed),
             # tensors whose input dimension no group size divides: they can only stay at 16 bits
             'unquantizable': [t.name for t in ts if not any(c.quantized for c in t.configs(extended))]}
+    kept = kept_floats(m)       # floats mlx-lm's rule keeps as loaded (a router's correction bias): their own bytes
+    if kept[0]: meta.update(kept_params=kept[0], kept_bytes=kept[1])
     if meta['unquantizable'] and progress:
         print(
             f"ram: {len(meta['unquantizable'])} tensors fit no group size and stay at 16 bits: "

@@ -39,6 +39,7 @@ from ram.core import (
 )
 from ram.models import (
     all_finite,
+    cast_floats,
     fixed_bytes,
     is_quantized,
     load,
@@ -78,7 +79,7 @@ def quantize(model: nn.Module, configs: Mapping[str, QuantConfig] | QuantConfig,
             raise ValueError(f'{n}: {c.name} is not feasible for shape {names[n].shape}')
     if dtype not in ('bfloat16', 'float16', 'float32'):
         raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
-    model.set_dtype(getattr(mx, dtype))
+    cast_floats(model, dtype)  # mlx-lm's rule: what a model's cast_predicate keeps stays as loaded
     used = [c for c in configs.values() if c.quantized]
     group = min((c.group_size for c in used), default=64)  # mlx-lm skips layers the default group does not divide
 

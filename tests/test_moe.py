@@ -55,6 +55,9 @@ def test_moe_profile_allocate_quantize_load(arch, tmp_path):
     for n in stacked:
         c = plan.tensors[n].config
         assert (q.get(n) == c.mlx_params()) if c.quantized else (n not in q)
+    if arch == 'glm4_moe':  # mlx-lm's rule (the model's cast_predicate): the routers' correction bias stays fp32
+        kept = {k: v.dtype for k, v in tree_flatten(loaded.parameters()) if 'e_score_correction_bias' in k}
+        assert kept and set(kept.values()) == {mx.float32} and prof.meta['kept_params'] > 0
     mem, _ = quantize(mlx_lm.load(str(src))[0], plan.configs(), {})
     x = mx.array([[1, 5, 9, 200, 17]])
     assert mx.array_equal(loaded(x), mem(x))
