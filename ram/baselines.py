@@ -6,8 +6,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Sequence
 
 import mlx.core as mx
@@ -27,19 +31,22 @@ from ram.core import (
     Profile,
     QuantConfig,
     TensorChoice,
+    cache_dir,
     candidates,
+    dumps,
     feasible,
     itemsize,
     model_hash,
     tensor_bytes,
+    write_atomic,
 )
-from .models import fixed_bytes, load, parameter_count, quantizable_tensors, require_unquantized
+from .models import fixed_bytes, load, local_path, parameter_count, quantizable_tensors, require_unquantized
 from .profiler import tensor_errors
 from .scoring import calibration_windows, corpus_tokens, to_fp32
 
 
 # %% auto #0
-__all__ = ['RAM_V1_WEIGHTS', 'RAM_V1_RULES', 'RAM_V1_LOW', 'RAM_V1_DEFAULT', 'RAM_V1_KEEP_KINDS', 'NORMALIZATIONS',
+__all__ = ['RAM_V1_WEIGHTS', 'RAM_V1_RULES', 'RAM_V1_LOW', 'RAM_V1_DEFAULT', 'RAM_V1_KEEP_KINDS', 'NORMALIZATIONS', 'V1_VERSION',
            'MLX_LM_LEVELS', 'uniform_plan', 'uniform_plans', 'spectral_concentration', 'excess_kurtosis', 'noise_gain',
            'nrmse_4bit', 'normalize_scores', 'ram_v1_rule', 'fallback', 'ram_v1_scores', 'ram_v1_plan',
            'dynamic_sensitivities', 'dynamic_levels', 'dynamic_plan', 'recipe_plan', 'plan_table']
@@ -106,17 +113,22 @@ def uniform_plans(profile: Profile, mode: str = 'weight') -> list[Plan]:
     return [uniform_plan(profile, c, mode) for c in candidates(ext) if c.quantized]
 
 # %% ../nbs/07_baselines.ipynb #6c56051f
-def spectral_concentration(w, top: float = 0.10) -> float:
+def _top_share(m: np.ndarray, top: float) -> float:
+    "Share of the sum of singular values of one matrix held by its largest `top` fraction (float64 Gram, eigvalsh)."
+    m = m.astype(np.float64)
+    s = np.sqrt(np.clip(np.linalg.eigvalsh(m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m)[::-1], 0, None))
+    k = max(1, math.ceil(top * len(s)))
+    return float(s[:k].sum() / s.sum()) if s.sum() > 0 else 0.0
+
+
+def spectral_concentration(w, top: float = 0.10, threads: int | None = None) -> float:
     """Share of the sum of singular values held by the largest `top` fraction of them (stacked experts: mean over
-    experts)."""
+    experts, solved `threads` at a time: LAPACK releases the GIL, and each solve is fastest on one BLAS thread)."""
     a = np.asarray(w.astype(mx.float32)) if isinstance(w, mx.array) else np.asarray(w, dtype=np.float32)
-    shares = []
-    for m in a.reshape(-1, *a.shape[-2:]):
-        m = m.astype(np.float64)
-        s = np.sqrt(np.clip(np.linalg.eigvalsh(m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m)[::-1], 0, None))
-        k = max(1, math.ceil(top * len(s)))
-        shares.append(float(s[:k].sum() / s.sum()) if s.sum() > 0 else 0.0)
-    return float(np.mean(shares))
+    mats = a.reshape(-1, *a.shape[-2:])
+    threads = min(len(mats), threads or os.cpu_count() or 1)
+    if threads == 1: return float(np.mean([_top_share(m, top) for m in mats]))
+    with ThreadPoolExecutor(threads) as ex: return float(np.mean(list(ex.map(lambda m: _top_share(m, top), mats))))
 
 
 def excess_kurtosis(w) -> float:
@@ -193,16 +205,37 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api='blas')
 
 
+V1_VERSION = 1  # bump when the raw scores change
+
+
 def ram_v1_scores(model='reference', seed: int = 0, normalize: str = 'rank', dtype: str = 'bfloat16',
                   n_probe: int = 16, progress: bool = False) -> pd.DataFrame:
     """RAM v1 per tensor: the four raw scores, their normalized values, the composite, the rule's config and the chosen
-    (feasible) one."""
+    (feasible) one. The raw scores of a model given by folder or id are cached (`cache_dir()/v1/`, by model hash and
+    settings), so the templates that need them compute them once."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f'unknown normalization {normalize!r}; valid: {", ".join(NORMALIZATIONS)}')
+    cached = None
+    if not isinstance(model, nn.Module):      # a folder or an id: the raw scores are cached by the model's hash
+        key = dumps({'v1': V1_VERSION, 'seed': seed, 'dtype': dtype, 'n_probe': n_probe})
+        h = hashlib.sha256(key.encode()).hexdigest()[:10]
+        cached = cache_dir() / 'v1' / f'{model_hash(local_path(model))}-{h}.json'
+        if cached.exists():
+            try: return _v1_table(_v1_frame(json.loads(cached.read_text())['rows']), normalize)
+            except (ValueError, KeyError, TypeError): pass          # unreadable: scored again and rewritten
     m, _, own = _open(model)
     require_unquantized(m, str(model) if own else 'model')
     with _one_blas_thread(): rows = _v1_rows(m, own, seed, dtype, n_probe, progress)
-    return _v1_table(pd.DataFrame(rows), normalize)
+    if cached is not None:   # JSON has no NaN: a tensor kept unscored is written with null scores
+        plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+        write_atomic(cached, dumps({'key': json.loads(key), 'rows': plain}))
+    return _v1_table(_v1_frame(rows), normalize)
+
+
+def _v1_frame(rows) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for k in RAM_V1_WEIGHTS: df[k] = df[k].astype(float)      # null scores back to NaN
+    return df
 
 
 def _v1_rows(m, own, seed, dtype, n_probe, progress) -> list[dict]:
