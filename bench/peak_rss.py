@@ -1,4 +1,4 @@
-"""Peak resident memory of `ram profile` and `ram quantize` on generated multi-shard models.
+"""Peak resident memory of `ram profile`, `ram quantize` and a scored condition on generated multi-shard models.
 
 A model of a real architecture (Qwen3-4B's config, layer count scaled) with random bf16 weights is
 written shard by shard (`save_random_model`), then each operation runs in a fresh subprocess that
@@ -8,6 +8,9 @@ a fixed working set, whatever the number of shards.
     LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --layers 6 26 --ops quantize
     LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 \\
         --ops profile
+    .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 \\
+        --ops condition condition-eager unquantized   # a plan applied in memory (lazily / eagerly), the bf16 model;
+                                                       # each then runs one native forward of 64 tokens
 
 Measured (2 shared CPU cores, mlx 0.32.4 CPU, bf16 random weights, GB = 1e9 bytes; "before" = the code
 this benchmark replaced: eager `mlx_lm.load` for quantize, whole-tensor fp32 temporaries for profile):
@@ -66,8 +69,24 @@ elif op == 'quantize':
     plan = Plan('uniform 4b-g64', model, ts, fixed_bytes(m), parameter_count(m))
     del m
     quantize_to_folder(model, plan, work / 'q', overwrite=True, progress=False)
+elif op in ('condition', 'condition-eager', 'unquantized'):  # a scored condition: loaded, one native forward
+    import mlx.core as mx
+    from ram.core import Plan, TensorChoice, QuantConfig, tensor_bytes
+    from ram.models import load, quantizable_tensors, fixed_bytes, parameter_count
+    from ram.quantizer import load_condition
+    plan = None
+    if op != 'unquantized':
+        m, _ = load(model, lazy=True)
+        c = QuantConfig(4, 64)
+        ts = {t.name: TensorChoice(c, tensor_bytes(t.shape, c), 0.0, 0.0) for t in quantizable_tensors(m)}
+        plan = Plan('uniform 4b-g64', model, ts, fixed_bytes(m), parameter_count(m))
+        del m
+    cond = load_condition(model, plan, lazy=op != 'condition-eager')
+    mx.eval(cond.model(mx.array([list(range(1, 65))])))
+    size = cond.bytes or 0
 hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
-print(json.dumps({'peak_rss': int(hwm) * 1024, 'seconds': time.perf_counter() - t0}))
+print(json.dumps({'peak_rss': int(hwm) * 1024, 'seconds': time.perf_counter() - t0,
+                  'condition_bytes': locals().get('size', 0)}))
 '''
 
 
@@ -82,7 +101,8 @@ def main():
     ap.add_argument('--arch', default='qwen3-4b', choices=list(ARCHS))
     ap.add_argument('--layers', type=int, nargs='+', default=[6, 26])
     ap.add_argument('--shard-mb', type=int, default=1024)
-    ap.add_argument('--ops', nargs='+', default=['quantize', 'profile'], choices=['load', 'quantize', 'profile'])
+    ap.add_argument('--ops', nargs='+', default=['quantize', 'profile'],
+                    choices=['load', 'quantize', 'profile', 'condition', 'condition-eager', 'unquantized'])
     ap.add_argument('--root', default='runs/bench-rss')
     ap.add_argument('--keep', action='store_true', help='keep the generated models (several GB each)')
     a = ap.parse_args()
@@ -99,7 +119,9 @@ def main():
         for op in a.ops:
             r = run(op, folder, folder.parent / (folder.name + '-work'))
             rows.append((a.arch, n, op, size, len(shards), big, r['peak_rss'], r['seconds']))
-            print(f'  {op}: peak RSS {r["peak_rss"] / 1e9:.2f} GB in {r["seconds"]:.0f} s', flush=True)
+            q = r.get('condition_bytes') or 0
+            print(f'  {op}: peak RSS {r["peak_rss"] / 1e9:.2f} GB in {r["seconds"]:.0f} s'
+                  + (f'; the condition holds {q / 1e9:.3f} GB of weights' if q else ''), flush=True)
             shutil.rmtree(folder.parent / (folder.name + '-work'), ignore_errors=True)
         if not a.keep: shutil.rmtree(folder)
     print(

@@ -504,7 +504,7 @@ def cmd_ppl(args):
 
 def _score_ppl(args, proto, plan, stem: Path, replace: bool):
     check_disk(stem, (1 << 20) + 512 * proto.n, 'the perplexity results')  # before the scoring, not after it
-    c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
+    c = load_condition(args.model, plan, lazy=True, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     mode, why = scoring = resolve_scoring(args.scoring, dense_params(m))
     print(f'  scoring: {mode} ({why})')
@@ -533,7 +533,7 @@ def cmd_eval(args):
 
 def _score_eval(args, plan, out: Path, replace: bool):
     check_disk(out, 1 << 20, 'the evaluation results')
-    c = load_condition(args.model, plan, force=args.force, trust_remote_code=args.trust_remote_code)
+    c = load_condition(args.model, plan, lazy=True, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     mode, why = scoring = resolve_scoring(args.scoring, dense_params(m))
     print(f'  scoring: {mode} ({why})')

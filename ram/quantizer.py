@@ -250,7 +250,9 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
     """Load `model` and apply `plan` (a `Plan` or a plan file) with every check: the model is full precision, the plan
     names exactly its quantizable tensors with their shapes' bytes, its fixed bytes, parameter count and budget are the
     model's, no parameter holds NaN or Inf, and it was made for these weights (same hash) unless `force`. `dtype`
-    defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is read).
+    defaults to the plan's. Without a plan, the model as it is (a quantized folder's payload is read). `lazy`: the
+    weights are read as they are needed; a plan is then applied while they are read, one tensor at a time, so the
+    condition peaks near its quantized size plus one source tensor, never the whole full-precision model.
     `trust_remote_code`: let the folder's own Python code run while loading (see `load`)."""
     plan = plan if plan is None or isinstance(plan, Plan) else Plan.load(plan)  # every field checked before loading
     m, tok, cfg, path = load(model, lazy=lazy, return_config=True, return_path=True,
@@ -283,6 +285,8 @@ def load_condition(model, plan=None, *, lazy: bool = False, dtype: str | None = 
         sources = {t.name: mods[t.name].weight for t in quantizable_tensors(m)}
         del mods
     m, qcfg = quantize(m, plan.configs(), cfg, dtype)
+    if lazy and not keep_sources:  # each quantized tensor computed from its source alone, which is then let go
+        for _, v in tree_flatten(m.parameters()): mx.eval(v)
     return Condition(
         model=m,
         tokenizer=tok,

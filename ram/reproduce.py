@@ -133,7 +133,7 @@ def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=Non
         r = PPLResult.load(stem.with_suffix('.json'))
         r.label = label
         return r
-    c = load_condition(model, plan)
+    c = load_condition(model, plan, lazy=True)  # memory: the quantized size, not the source model's
     r = perplexity(c.model, c.tokenizer, proto, tokens=tokens, progress=progress, desc=label, label=label,
                    model_id=str(model), model_hash=c.model_hash, scoring=scoring)
     r.provenance['weights_bytes'] = c.bytes
@@ -159,7 +159,7 @@ def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str,
         res = json.loads(path.read_text())
         res['label'] = label
         return res
-    c = load_condition(model, plan)
+    c = load_condition(model, plan, lazy=True)  # memory: the quantized size, not the source model's
     res = downstream(c.model, c.tokenizer, tasks, limit=limit or None, label=label, model_id=str(model),
                      model_hash=c.model_hash, store=requests_path(cache, model, plan, scoring), progress=progress,
                      scoring=scoring)
