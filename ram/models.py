@@ -119,30 +119,30 @@ def cast_predicate(model: nn.Module):
     return getattr(model, 'cast_predicate', lambda _: True)
 
 
+def _casts(model: nn.Module):
+    "Whether parameter `(k, v)` takes the model's dtype: a float that `cast_predicate` does not keep as loaded."
+    keep = cast_predicate(model)
+    return lambda k, v: keep(k) and mx.issubdtype(v.dtype, mx.floating)
+
+
 def cast_floats(model: nn.Module, dtype: str) -> nn.Module:
     "Cast `model`'s float parameters to `dtype` in place, except those `cast_predicate` keeps (mlx-lm's rule)."
-    keep, dt = cast_predicate(model), getattr(mx, dtype)
-    model.update(tree_map_with_path(lambda k, v: v.astype(dt) if keep(k) and mx.issubdtype(v.dtype, mx.floating)
-                                    else v, model.parameters()))
+    casts, dt = _casts(model), getattr(mx, dtype)
+    model.update(tree_map_with_path(lambda k, v: v.astype(dt) if casts(k, v) else v, model.parameters()))
     return model
-
-
-def _saved_itemsize(model: nn.Module, dtype: str):
-    keep = cast_predicate(model)
-    return lambda k, v: itemsize(dtype) if keep(k) and mx.issubdtype(v.dtype, mx.floating) else v.itemsize
 
 
 def fixed_bytes(model: nn.Module, dtype: str = 'bfloat16') -> int:
     """Bytes of every parameter that is not a quantizable weight (norms, biases), saved in `dtype`; those mlx-lm's rule
     keeps (`cast_predicate`), and non-floats, at their own size."""
-    size = _saved_itemsize(model, dtype)
-    return sum(v.size * size(k, v) for k, v in _fixed_parameters(model))
+    casts = _casts(model)
+    return sum(v.size * (itemsize(dtype) if casts(k, v) else v.itemsize) for k, v in _fixed_parameters(model))
 
 
 def kept_floats(model: nn.Module) -> tuple[int, int]:
     "(parameters, bytes) outside the quantizable weights that keep their own dtype, not the model's (`cast_predicate`)."
-    keep = cast_predicate(model)
-    kept = [v for k, v in _fixed_parameters(model) if not (keep(k) and mx.issubdtype(v.dtype, mx.floating))]
+    casts = _casts(model)
+    kept = [v for k, v in _fixed_parameters(model) if not casts(k, v)]
     return sum(v.size for v in kept), sum(v.nbytes for v in kept)
 
 
