@@ -397,14 +397,19 @@ def cmd_allocate(args):
     with _writing(*(_plan_file(out, b) for b in budgets)): return _allocate(args, budgets, out)
 
 
+def _print_plans(plans, mode: str):
+    "What `ram allocate` and `ram convert` print of their plans: the distortion allocated on, then the plans' table."
+    unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
+    print(f'allocated on the {mode} distortion{unit}')
+    print(_plan_table(plans))
+
+
 def _allocate(args, budgets: list[str], out: Path):
     prof = Profile.load(args.profile)
     mode = args.mode or prof.default_mode
     plans = plan_budgets(prof, budgets, mode=mode)
     hi = achievable_range(prof.allocation_table(mode), int(prof.meta['fixed_bytes']))[1]
-    unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
-    print(f'allocated on the {mode} distortion{unit}')
-    print(_plan_table(plans))
+    _print_plans(plans, mode)
     for p in plans:
         if p.budget_bytes > hi:  # the plan is kept: the largest (least-distortion) one
             print(f'note: budget {p.budget} ({p.budget_bytes:,} bytes) exceeds the largest achievable size '
@@ -438,9 +443,7 @@ def cmd_convert(args):
     prof, ppath = cached_profile(args.model, modes=modes, stats=stats, trust_remote_code=args.trust_remote_code)
     print(f"{'profiled' if stats else 'reused'}: {ppath}")
     plan = plan_budgets(prof, [budget], mode=mode)[0]
-    unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
-    print(f'allocated on the {mode} distortion{unit}')
-    print(_plan_table([plan]))
+    _print_plans([plan], mode)
     numel = prof.table.drop_duplicates('tensor').set_index('tensor')['numel'].to_dict()
     card = model_card(plan, str(args.model), numel, profile_mode=' + '.join(modes))
     res = quantize_to_folder(args.model, plan, out, overwrite=args.overwrite, trust_remote_code=args.trust_remote_code,

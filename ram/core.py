@@ -932,6 +932,11 @@ class Plan:
     def gap(self) -> float | None: return None if self.dual_bound is None else self.total_D - self.dual_bound
 
     @property
+    def rel_gap(self) -> float | None:
+        "The certificate's gap as a share of the plan's D (0 when D is 0); None without a dual bound."
+        return None if self.dual_bound is None else (self.gap / self.total_D if self.total_D > 0 else 0.0)
+
+    @property
     def bpw(self) -> float: return 8 * self.total_bytes / self.n_params
 
     def configs(self) -> dict[str, QuantConfig]: return {n: t.config for n, t in self.tensors.items()}
@@ -957,8 +962,7 @@ class Plan:
         )
         if self.budget: s += f', budget {self.budget}'
         if self.dual_bound is not None:
-            rel = self.gap / self.total_D if self.total_D > 0 else 0.0
-            s += f'; dual bound {self.dual_bound:.6g}, gap {self.gap:.3g} ({100 * rel:.4f}%)'
+            s += f'; dual bound {self.dual_bound:.6g}, gap {self.gap:.3g} ({100 * self.rel_gap:.4f}%)'
         return s
 
     def to_dict(self) -> dict:

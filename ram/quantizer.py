@@ -345,7 +345,7 @@ def model_card(plan, model: str, numel: Mapping[str, int] | None = None, profile
     base = '' if Path(str(model)).exists() or model == 'reference' else f'base_model: {model}\n'
     cert = ('no certificate (not an allocator plan)' if plan.dual_bound is None else
             f'predicted D {plan.total_D:.6g}, dual lower bound {plan.dual_bound:.6g}, gap '
-            f'{100 * plan.gap / plan.total_D if plan.total_D else 0:.4f}% (no plan of these bytes has a D below the '
+            f'{100 * plan.rel_gap:.4f}% (no plan of these bytes has a D below the '
             'bound)')
     budget = (f'{plan.budget} = {plan.budget_bytes:,} bytes ({plan.budget_bytes / 1e9:.4f} GB)' if plan.budget_bytes
               else plan.budget or '-')
