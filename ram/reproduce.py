@@ -24,7 +24,7 @@ from .evaluate import TASKS_SCHEMA, PPLResult, downstream, perplexity
 from .metrics import window_ppl
 from .models import local_path
 from .quantizer import load_condition
-from .scoring import PROTOCOLS, get_protocol
+from .scoring import PROTOCOLS, SCORINGS, get_protocol
 
 
 # %% auto #0
@@ -115,7 +115,7 @@ def plan_key(plan: Plan | None, model_hash: str | None = None) -> str:
 
 
 def _concrete(scoring: str) -> str:
-    if scoring not in ('native', 'fp32'):
+    if scoring not in SCORINGS[1:]:  # native, fp32: not auto
         raise ValueError(f'scoring must be native or fp32 here, got {scoring!r}: resolve auto once per table with '
                          'ram.scoring.resolve_scoring, so that every condition of it is scored alike')
     return scoring
