@@ -37,6 +37,7 @@ from .evaluate import RequestStore, downstream, perplexity
 from .models import resolve
 from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_path, profile_to
 from .quantizer import condition_label, load_condition, model_card, quantize_to_folder
+from .fit import dry_run_report
 from .reproduce import reproduce, requests_path
 from .scoring import SCORINGS, dense_params, get_protocol, resolve_scoring
 
@@ -86,6 +87,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (run '{self.prog} -h' for usage)\n")
 
 
+_DRY_HELP = ('the estimated peak memory, disk and time class of each step against this machine\'s memory '
+             '(RAM_MEMORY overrides it), from config.json and the safetensors headers alone; runs nothing.')
 _SCORING_HELP = ('How to score: native (the model as it ships: quantized matmuls, its own activation dtype), fp32 '
                  '(dequantized fp32 weights and activations: fast on a CPU with a real BLAS, 4 bytes per parameter) or '
                  'auto (native on a GPU; fp32 on a CPU when the fp32 copy fits in the memory available). '
@@ -137,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
         help='Baselines to run beside RAM (default: all). Uniform always runs: every comparison is against it.',
     )
     r.add_argument(
-        '--dry-run', action='store_true', help='Check the templates and print what would run, without running it.'
+        '--dry-run', action='store_true', help='Print the templates that would run and, per model, ' + _DRY_HELP
     )
     r.add_argument('--templates', help='Folder of the templates (default: nbs/paper of this checkout).')
     r.add_argument('--out', default='figures', help='Folder for tables and figures (default: figures).')
@@ -183,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pp.add_argument('--seed', type=_int_at_least(0), default=0, help='Seed of the alpha noise (default: 0).')
     pp.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
+    pp.add_argument('--dry-run', action='store_true', help='Print ' + _DRY_HELP)
     pa = sub.add_parser(
         'allocate',
         help='Choose a config per tensor for each budget: the plans.',
@@ -238,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
         help="Apply the plan even if MODEL's weights hash differently from the profiled model's.",
     )
     pq.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
+    pq.add_argument('--dry-run', action='store_true', help='Print ' + _DRY_HELP)
     for name, hlp, desc in [('ppl', 'WikiText-2 perplexity with robust per-window statistics.',
                              'Score MODEL (or MODEL with --plan applied in memory) on WikiText-2 windows: corpus PPL, '
                              'mean, median, '
@@ -261,6 +266,7 @@ def _parser() -> argparse.ArgumentParser:
         e.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists (a file under runs/ always).')
         e.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
         e.add_argument('--scoring', default='auto', choices=list(SCORINGS), help=_SCORING_HELP)
+        e.add_argument('--dry-run', action='store_true', help='Print ' + _DRY_HELP)
         if name == 'ppl':
             e.add_argument(
                 '--protocol',
@@ -336,6 +342,7 @@ def cmd_reproduce(args):
 
 # %% ../nbs/09_cli.ipynb #fc10c8ff
 def cmd_profile(args):
+    if args.dry_run: return print(dry_run_report(args.model, modes=tuple(args.mode), steps=('profile',)))
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
     stats = {}
@@ -438,6 +445,7 @@ def cmd_convert(args):
         print(f'  2. allocate the plan for {budget}, print its table and certificate')
         print(f'  3. quantize into {out}, with README.md (model card) and ram_plan.json')
         if args.upload_repo: print(f"  4. upload {out} to {args.upload_repo} (mlx-lm's upload helper)")
+        print(dry_run_report(args.model, budgets=[budget], baselines=(), modes=modes, steps=('profile', 'quantize')))
         return None
     stats = {}
     prof, ppath = cached_profile(args.model, modes=modes, stats=stats, trust_remote_code=args.trust_remote_code)
@@ -473,6 +481,9 @@ def upload(folder, repo: str):
 
 def cmd_quantize(args):
     plan = Plan.load(args.plan)
+    if args.dry_run:
+        return print(dry_run_report(args.model, budgets=(), baselines=(), steps=('quantize',),
+                                    sizes={condition_label(args.model, plan): plan.total_bytes}))
     print(plan.summary())
     return quantize_to_folder(args.model, plan, args.out, overwrite=args.overwrite, dtype=args.dtype, force=args.force,
                               trust_remote_code=args.trust_remote_code)
@@ -497,12 +508,20 @@ def _stats_table(results: dict, sizes: dict | None = None) -> str:
 def cmd_ppl(args):
     proto = get_protocol(args.protocol, args.n, args.length, args.seed)
     plan = Plan.load(args.plan) if args.plan else None  # every field checked before the model is loaded
+    if args.dry_run: return print(_dry_run(args, plan, 'ppl', protocol=proto))
     stem = Path(args.out or f'runs/ppl/{safe_path_component(condition_label(args.model, plan))}-{proto.name}')
     replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun
     check_output_file(stem if args.out is None else args.out, replace, local_inputs(args.model, args.plan), '-o',
                       ('.json', '.csv'))
     with _writing(stem.with_name(stem.name + '.json'), stem.with_name(stem.name + '.csv')):
         return _score_ppl(args, proto, plan, stem, replace)
+
+
+def _dry_run(args, plan, step: str, **kw) -> str:
+    "What `ram ppl` or `ram eval` would need for one condition (MODEL, or MODEL with --plan), without running it."
+    sizes = {condition_label(args.model, plan): plan.total_bytes} if plan else {}
+    return dry_run_report(args.model, budgets=(), baselines=(), steps=(step,), sizes=sizes, unquantized=plan is None,
+                          scoring=args.scoring, **kw)
 
 
 def _score_ppl(args, proto, plan, stem: Path, replace: bool):
@@ -527,6 +546,7 @@ def _score_ppl(args, proto, plan, stem: Path, replace: bool):
 
 def cmd_eval(args):
     plan = Plan.load(args.plan) if args.plan else None
+    if args.dry_run: return print(_dry_run(args, plan, 'eval', tasks=args.tasks, limit=args.limit))
     suffix = f'-limit{args.limit}' if args.limit else ''
     out = Path(args.out or f'runs/eval/{safe_path_component(condition_label(args.model, plan))}{suffix}.json')
     replace = args.overwrite or args.out is None  # a result under runs/ is RAM's own: replaced by a rerun

@@ -20,6 +20,7 @@ import papermill as pm
 
 from .baselines import uniform_plan
 from .core import GB, Plan, dumps, model_hash, safe_path_component, write_atomic
+from .fit import dry_run_report
 from .evaluate import TASKS_SCHEMA, PPLResult, downstream, perplexity
 from .metrics import window_ppl
 from .models import local_path
@@ -367,7 +368,8 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
     """Execute every template for every model with papermill (`runs/<model>/<template>.ipynb`); the templates write
     tables and figures into `figures/<model>/` under the quick protocol and into `figures/<model>/<protocol>/` under
     any other, so the paper protocol's tables sit beside the quick ones (all conditions share `runs/<model>/cache`).
-    `dry_run` checks templates and prints what would run. Returns one record per executed notebook, with `error`
+    `dry_run` checks templates and prints what would run and, per model, whether each step fits (`ram.fit`).
+    Returns one record per executed notebook, with `error`
     (None, or the failing template's last error line): a failing template is reported with the path of its executed
     notebook and the others still run. With `progress`, each notebook's output (the scoring bars, the current
     condition) reaches the console as it runs."""
@@ -401,7 +403,11 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
             f"ram reproduce: {j['template']:<11} {j['model']}  -> {j['output']}  "
             f"{json.dumps(j['parameters'], sort_keys=True)}"
         )
-    if dry_run: return [{**j, 'seconds': None} for j in jobs]
+    if dry_run:  # what each model's run will need, from its config and headers alone (`ram.fit`)
+        for model in models:
+            params = [{**parameters_cell(j['path']), **j['parameters']} for j in jobs if j['model'] == str(model)]
+            print(_fit(model, params, protocol))
+        return [{**j, 'seconds': None} for j in jobs]
     done, kernel = [], _kernel(Path(runs))
     for j in jobs:
         j['output'].parent.mkdir(parents=True, exist_ok=True)
@@ -434,3 +440,13 @@ def _kernel(runs: Path) -> str:
     paths = os.environ.get('JUPYTER_PATH', '').split(os.pathsep)
     if str(root) not in paths: os.environ['JUPYTER_PATH'] = os.pathsep.join([str(root), *filter(None, paths)])
     return name
+
+
+def _fit(model, params: list[dict], protocol: str) -> str:
+    "`ram.fit`'s dry-run report of `model` for the budgets, baselines, scoring and limit its templates were given."
+    budgets = list(dict.fromkeys(b for p in params for b in p.get('budgets', [])))
+    base = ['uniform'] + [k for k in ('v1', 'dynamic') if any(p.get(k) for p in params)]
+    limit = next((p['limit'] for p in params if p.get('limit', -1) != -1), TASK_LIMITS[protocol])
+    return dry_run_report(model, budgets=budgets, baselines=base, protocol=protocol, limit=limit or None,
+                          scoring=next((p['scoring'] for p in params if 'scoring' in p), 'auto'),
+                          steps=('profile', 'ppl', 'eval'))

@@ -19,7 +19,8 @@ from .core import atomic_folder, group_shards, natural_key, shard_names
 
 
 # %% auto #0
-__all__ = ['tiny_config', 'tiny_model', 'tiny_tokenizer_files', 'save_tiny_model', 'save_random_model']
+__all__ = ['PUBLISHED_CONFIGS', 'tiny_config', 'tiny_model', 'tiny_tokenizer_files', 'save_tiny_model', 'save_random_model',
+           'save_header_only_model']
 
 # %% ../nbs/00b_tiny.ipynb #4c6441fd
 _COMMON = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
@@ -114,21 +115,27 @@ def save_tiny_model(folder, arch: str = 'llama', seed: int = 0, **overrides) -> 
     return folder
 
 # %% ../nbs/00b_tiny.ipynb #85b40032
+def _lazy_parameters(config: dict) -> list[tuple[str, tuple, mx.Dtype]]:
+    "(name, shape, dtype) of every parameter of mlx-lm's model for `config`, built lazily: no weight is ever computed."
+    model_cls, args_cls = _get_classes(config)
+    lazy = model_cls(args_cls.from_dict(config))  # initializers stay unevaluated: no weight memory
+    return sorted(((k, tuple(v.shape), v.dtype) for k, v in tree_flatten(lazy.parameters())),
+                  key=lambda p: natural_key(p[0]))
+
+
+def _stored_bytes(shape, dtype: mx.Dtype, dt: mx.Dtype) -> int:
+    "Bytes of one parameter stored with floats as `dt`."
+    return math.prod(shape) * (dt.size if mx.issubdtype(dtype, mx.floating) else dtype.size)
+
+
 def save_random_model(folder, config: dict, shard_bytes: int = 1 << 30, seed: int = 0, dtype: str = 'bfloat16') -> Path:
     """Write a random model of `config` (a real architecture's config.json) in shards of at most `shard_bytes`, one
     shard in memory at a time."""
     folder = Path(folder)
-    model_cls, args_cls = _get_classes(config)
-    lazy = model_cls(args_cls.from_dict(config))  # initializers stay unevaluated: no weight memory
-    params = sorted(
-        ((k, tuple(v.shape), v.dtype) for k, v in tree_flatten(lazy.parameters())), key=lambda p: natural_key(p[0])
-    )
-    del lazy
+    params = _lazy_parameters(config)
     dt = getattr(mx, dtype)
     shapes = {k: (s, d) for k, s, d in params}
-    shards = group_shards(
-        [(k, math.prod(s) * (dt.size if mx.issubdtype(d, mx.floating) else d.size)) for k, s, d in params], shard_bytes
-    )
+    shards = group_shards([(k, _stored_bytes(s, d, dt)) for k, s, d in params], shard_bytes)
     files, wmap = shard_names(len(shards)), {}
     with atomic_folder(folder) as tmp:
         for i, (names, fname) in enumerate(zip(shards, files)):
@@ -146,6 +153,66 @@ def save_random_model(folder, config: dict, shard_bytes: int = 1 << 30, seed: in
             del ws
         total = sum(f.stat().st_size for f in tmp.glob('*.safetensors'))
         if len(files) > 1:
+            (tmp / 'model.safetensors.index.json').write_text(
+                json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4)
+            )
+        (tmp / 'config.json').write_text(json.dumps({**config, 'torch_dtype': dtype}, indent=2))
+        for name, text in tiny_tokenizer_files().items(): (tmp / name).write_text(text)
+    return folder
+
+# %% ../nbs/00b_tiny.ipynb #11ee2ac2
+PUBLISHED_CONFIGS = {  # config.json of these checkpoints, the fields mlx-lm's architectures read
+    'Qwen3-30B-A3B': dict(
+        model_type='qwen3_moe', hidden_size=2048, num_hidden_layers=48, intermediate_size=6144,
+        moe_intermediate_size=768, num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128,
+        num_experts_per_tok=8, decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True, vocab_size=151936,
+        rms_norm_eps=1e-6, rope_theta=1e6, max_position_embeddings=40960, tie_word_embeddings=False,
+    ),
+    'Mixtral-8x7B-v0.1': dict(
+        model_type='mixtral', hidden_size=4096, num_hidden_layers=32, intermediate_size=14336, num_attention_heads=32,
+        num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2, vocab_size=32000, rms_norm_eps=1e-5,
+        rope_theta=1e6, max_position_embeddings=32768, tie_word_embeddings=False,
+    ),
+    'Llama-4-Scout-17B-16E': dict(
+        model_type='llama4',
+        text_config=dict(
+            model_type='llama4_text', attention_bias=False, attention_chunk_size=8192, head_dim=128, hidden_size=5120,
+            interleave_moe_layer_step=1, intermediate_size=8192, intermediate_size_mlp=16384,
+            max_position_embeddings=10485760, num_attention_heads=40, num_experts_per_tok=1, num_hidden_layers=48,
+            num_key_value_heads=8, num_local_experts=16, rms_norm_eps=1e-5, rope_theta=5e5, use_qk_norm=True,
+            vocab_size=202048, rope_scaling=dict(factor=16.0, high_freq_factor=1.0, low_freq_factor=1.0,
+                                                 original_max_position_embeddings=8192, rope_type='llama3'),
+        ),
+    ),
+}
+
+
+def save_header_only_model(folder, config: dict, shard_bytes: int = 5 * 10**9, dtype: str = 'bfloat16') -> Path:
+    """Write `config`'s model as a header-only copy: config.json, a byte tokenizer, and shards of at most `shard_bytes`
+    whose safetensors headers are exact and whose data is a hole (a sparse file: no disk used, no weights)."""
+    folder = Path(folder)
+    params = _lazy_parameters(config)
+    dt = getattr(mx, dtype)
+    st = {mx.bfloat16: 'BF16', mx.float16: 'F16', mx.float32: 'F32', mx.uint32: 'U32', mx.int32: 'I32'}
+    shards = group_shards([(k, _stored_bytes(s, d, dt)) for k, s, d in params], shard_bytes)
+    files, wmap, info = shard_names(len(shards)), {}, {k: (s, d) for k, s, d in params}
+    with atomic_folder(folder) as tmp:
+        for names, fname in zip(shards, files):
+            head, off = {'__metadata__': {'format': 'mlx'}}, 0
+            for k in names:
+                s, d = info[k]
+                n = _stored_bytes(s, d, dt)
+                head[k] = {'dtype': st[dt if mx.issubdtype(d, mx.floating) else d], 'shape': list(s),
+                           'data_offsets': [off, off + n]}
+                off += n
+            raw = json.dumps(head, separators=(',', ':')).encode()
+            raw += b' ' * (-len(raw) % 8)
+            with open(tmp / fname, 'wb') as f:
+                f.write(len(raw).to_bytes(8, 'little') + raw)
+                f.truncate(8 + len(raw) + off)  # the data: a hole
+            wmap.update({k: fname for k in names})
+        if len(files) > 1:
+            total = sum(_stored_bytes(s, d, dt) for _, s, d in params)
             (tmp / 'model.safetensors.index.json').write_text(
                 json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4)
             )
