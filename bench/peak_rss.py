@@ -3,7 +3,8 @@
 A model of a real architecture (Qwen3-4B's config, layer count scaled) with random bf16 weights is
 written shard by shard (`save_random_model`), then each operation runs in a fresh subprocess that
 reports its own peak RSS (VmHWM). The claim checked: peak RSS stays below 2x the largest shard plus
-a fixed working set, whatever the number of shards.
+a fixed working set, whatever the number of shards; and beside each measured peak, what the dry runs
+(`ram.fit`, from config and headers alone) estimate for it.
 
     LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --layers 6 26 --ops quantize
     LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 \\
@@ -90,6 +91,22 @@ print(json.dumps({'peak_rss': int(hwm) * 1024, 'seconds': time.perf_counter() - 
 '''
 
 
+def estimate(op, folder) -> float | None:
+    """What `ram.fit` (the dry runs) predicts for `op`'s peak, in bytes, from the folder's config and headers alone: the
+    weight profile, a quantize to uniform 4b-g64, a scored 4b-g64 condition or the unquantized model with one native
+    forward of 64 tokens (as this benchmark runs them). None for `load`, which RAM never does."""
+    from ram.fit import estimate as fit
+    from ram.scoring import Protocol
+    kw = dict(memory=1 << 40, gpu=False, budgets=('@4b-g64',), baselines=(), modes=('weight',))
+    if op == 'profile': df, row = fit(folder, steps=('profile',), **kw), 'weight'
+    elif op == 'quantize': df, row = fit(folder, steps=('quantize',), **kw), 'RAM @4b-g64'
+    elif op in ('condition', 'condition-eager', 'unquantized'):
+        df = fit(folder, steps=('ppl',), scoring='native', protocol=Protocol(1, 64, 0), **kw)
+        row = 'unquantized' if op == 'unquantized' else 'RAM @4b-g64'
+    else: return None
+    return float(df.set_index('condition').loc[row, 'peak (GB)']) * 1e9
+
+
 def run(op, model, work):
     r = subprocess.run([sys.executable, '-c', CHILD, op, str(model), str(work)], capture_output=True, text=True)
     if r.returncode: raise RuntimeError(f'{op} failed:\n{r.stderr[-3000:]}')
@@ -118,7 +135,7 @@ def main():
         size, big = sum(s.stat().st_size for s in shards), max(s.stat().st_size for s in shards)
         for op in a.ops:
             r = run(op, folder, folder.parent / (folder.name + '-work'))
-            rows.append((a.arch, n, op, size, len(shards), big, r['peak_rss'], r['seconds']))
+            rows.append((a.arch, n, op, size, len(shards), big, r['peak_rss'], r['seconds'], estimate(op, folder)))
             q = r.get('condition_bytes') or 0
             print(f'  {op}: peak RSS {r["peak_rss"] / 1e9:.2f} GB in {r["seconds"]:.0f} s'
                   + (f'; the condition holds {q / 1e9:.3f} GB of weights' if q else ''), flush=True)
@@ -126,13 +143,14 @@ def main():
         if not a.keep: shutil.rmtree(folder)
     print(
         "\n| model | layers | op | size (GB) | shards | largest shard (GB) | peak RSS (GB) | RSS / largest shard | "
-        "seconds |"
+        "dry-run estimate (GB) | estimate / measured | seconds |"
     )
-    print('|---|---|---|---|---|---|---|---|---|')
-    for arch, n, op, size, k, big, rss, s in rows:
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    for arch, n, op, size, k, big, rss, s, est in rows:
+        e = ('-', '-') if est is None else (f'{est / 1e9:.2f}', f'{est / rss:.2f}')
         print(
             f'| {arch} | {n} | {op} | {size / 1e9:.2f} | {k} | {big / 1e9:.2f} | {rss / 1e9:.2f} | {rss / big:.2f} '
-            f'| {s:.0f} |'
+            f'| {e[0]} | {e[1]} | {s:.0f} |'
         )
 
 

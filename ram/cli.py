@@ -39,7 +39,7 @@ from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, pro
 from .quantizer import condition_label, load_condition, model_card, quantize_to_folder
 from .fit import dry_run_report
 from .reproduce import reproduce, requests_path
-from .scoring import SCORINGS, dense_params, get_protocol, resolve_scoring
+from .scoring import BOS, SCORINGS, dense_params, get_protocol, resolve_bos, resolve_scoring
 
 
 # %% auto #0
@@ -89,6 +89,8 @@ class _Parser(argparse.ArgumentParser):
 
 _DRY_HELP = ('the estimated peak memory, disk and time class of each step against this machine\'s memory '
              '(RAM_MEMORY overrides it), from config.json and the safetensors headers alone; runs nothing.')
+_BOS_HELP = ('Start every perplexity window and lm-eval context with the BOS token: auto (as the tokenizer does '
+             'when it encodes), yes, no (default: auto); recorded in the results.')
 _SCORING_HELP = ('How to score: native (the model as it ships: quantized matmuls, its own activation dtype), fp32 '
                  '(dequantized fp32 weights and activations: fast on a CPU with a real BLAS, 4 bytes per parameter) or '
                  'auto (native on a GPU; fp32 on a CPU when the fp32 copy fits in the memory available). '
@@ -128,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         '--only', nargs='+', choices=['robustness', 'budgets', 'downstream'], help='Run only these templates.'
     )
     r.add_argument('--scoring', default='auto', choices=list(SCORINGS), help=_SCORING_HELP)
+    r.add_argument('--bos', default='auto', choices=list(BOS), help=_BOS_HELP)
     r.add_argument(
         '--budgets',
         nargs='+',
@@ -136,8 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         '--baselines',
         nargs='*',
-        choices=['uniform', 'v1', 'dynamic'],
-        help='Baselines to run beside RAM (default: all). Uniform always runs: every comparison is against it.',
+        choices=['uniform', 'unquantized', 'v1', 'dynamic'],
+        help='Baselines to run beside RAM (default: all). Uniform always runs: every comparison is against it; '
+        'without unquantized there is no gap to recover.',
     )
     r.add_argument(
         '--dry-run', action='store_true', help='Print the templates that would run and, per model, ' + _DRY_HELP
@@ -145,8 +149,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--templates', help='Folder of the templates (default: nbs/paper of this checkout).')
     r.add_argument('--out', default='figures', help='Folder for tables and figures (default: figures).')
     r.add_argument(
-        '--runs', default='runs', help=('Folder for executed notebooks and the condition cache (default: runs).')
+        '--runs', default='runs', help='Folder for the executed notebooks (default: runs).'
     )
+    r.add_argument('--cache', help='Folder for the scored conditions, one sub-folder per model (default: conditions/ '
+                   "in RAM's cache, $RAM_CACHE or ~/.cache/ram: kept across runs and checkouts, so a long run "
+                   'resumes).')
     pp = sub.add_parser(
         'profile',
         help='Measure every (bits, group) config of every tensor: the profile.',
@@ -266,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
         e.add_argument('--overwrite', action='store_true', help='Replace OUT if it exists (a file under runs/ always).')
         e.add_argument('--trust-remote-code', action='store_true', help=_TRUST_HELP)
         e.add_argument('--scoring', default='auto', choices=list(SCORINGS), help=_SCORING_HELP)
+        e.add_argument('--bos', default='auto', choices=list(BOS), help=_BOS_HELP)
         e.add_argument('--dry-run', action='store_true', help='Print ' + _DRY_HELP)
         if name == 'ppl':
             e.add_argument(
@@ -326,11 +334,13 @@ def run():
 # %% ../nbs/09_cli.ipynb #e99d0806
 def cmd_reproduce(args):
     t0 = time.perf_counter()
-    over = {'budgets': args.budgets, 'scoring': args.scoring}
+    over = {'budgets': args.budgets, 'scoring': args.scoring, 'bos': args.bos}
     if args.baselines is not None:
-        over.update(v1='v1' in args.baselines, dynamic='dynamic' in args.baselines)
+        over.update(v1='v1' in args.baselines, dynamic='dynamic' in args.baselines,
+                    unquantized='unquantized' in args.baselines)
     done = reproduce(args.models, args.protocol, dry_run=args.dry_run, template_dir=args.templates, out=args.out,
-                     runs=args.runs, limit=args.limit, names=args.only or None, n=args.n, length=args.length, **over)
+                     runs=args.runs, cache=args.cache, limit=args.limit, names=args.only or None, n=args.n,
+                     length=args.length, **over)
     if args.dry_run: return done
     failed = [d for d in done if d['error']]
     print(f'ram reproduce: {len(done) - len(failed)} of {len(done)} notebooks in {time.perf_counter() - t0:.0f} s; '
@@ -529,9 +539,10 @@ def _score_ppl(args, proto, plan, stem: Path, replace: bool):
     c = load_condition(args.model, plan, lazy=True, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     mode, why = scoring = resolve_scoring(args.scoring, dense_params(m))
-    print(f'  scoring: {mode} ({why})')
+    bos = resolve_bos(tok, args.bos)
+    print(f'  scoring: {mode} ({why}); {bos[1]}')
     r = perplexity(m, tok, proto, batch_size=args.batch_size, desc=label, label=label, model_id=str(args.model),
-                   model_hash=mhash, scoring=scoring)
+                   model_hash=mhash, scoring=scoring, bos=bos)
     if size: r.provenance['weights_bytes'] = size
     print(
         f"\n{args.model}{' + ' + str(args.plan) if args.plan else ''}  WikiText-2 test, {proto.n} windows x "
@@ -559,11 +570,12 @@ def _score_eval(args, plan, out: Path, replace: bool):
     c = load_condition(args.model, plan, lazy=True, force=args.force, trust_remote_code=args.trust_remote_code)
     m, tok, label, mhash, size = c.model, c.tokenizer, c.label, c.model_hash, c.bytes
     mode, why = scoring = resolve_scoring(args.scoring, dense_params(m))
-    print(f'  scoring: {mode} ({why})')
-    store = RequestStore(requests_path(cache_dir() / 'requests', args.model, plan, mode))
+    bos = resolve_bos(tok, args.bos)
+    print(f'  scoring: {mode} ({why}); {bos[1]}')
+    store = RequestStore(requests_path(cache_dir() / 'requests', args.model, plan, mode, bos))
     if len(store): print(f'  resuming: {len(store)} scored requests of this condition in {store.path}')
     res = downstream(m, tok, args.tasks, limit=args.limit, label=label, model_id=str(args.model), model_hash=mhash,
-                     store=store, scoring=scoring)
+                     store=store, scoring=scoring, bos=bos)
     if size: res['provenance']['weights_bytes'] = size
     lim = f'first {args.limit} documents of each task' if args.limit else 'all documents'
     print(

@@ -32,6 +32,7 @@ from ram.scoring import (
     data_dir,
     dense_params,
     get_protocol,
+    resolve_bos,
     resolve_scoring,
     score_windows,
     to_fp32,
@@ -110,13 +111,16 @@ PPL_SCHEMA = 'ram.ppl/1'
 def perplexity(model: nn.Module, tokenizer, protocol='quick', batch_size: int = 1, scoring: str = 'auto',
                fast: bool | None = None, progress: bool = True, desc: str = 'perplexity',
                tokens: np.ndarray | None = None, label: str | None = None,
-               model_id: str | None = None, model_hash: str | None = None, n_boot: int = 2000) -> PPLResult:
+               model_id: str | None = None, model_hash: str | None = None, n_boot: int = 2000,
+               bos='auto') -> PPLResult:
     """WikiText-2 perplexity of `model` under `protocol` (a name, or a `Protocol`): the per-window table, the robust
     statistics and provenance. `tokens` reuses an already tokenized corpus. `scoring` (`ram.scoring.resolve_scoring`):
-    under `fp32` the model is converted to fp32 in place; the mode used and why go into provenance."""
+    under `fp32` the model is converted to fp32 in place; the mode used and why go into provenance. `bos`
+    (`ram.scoring.resolve_bos`: auto, yes, no) starts every window with the BOS token or not; recorded too."""
     protocol = get_protocol(protocol)
     toks = corpus_tokens(tokenizer) if tokens is None else tokens
-    wins, idx = windows(toks, protocol)
+    bos_id, bos_why = resolve_bos(tokenizer, bos)
+    wins, idx = windows(toks, protocol, bos_id)
     t0 = time.perf_counter()
     mode, why = resolve_scoring(scoring, dense_params(model))
     table = score_windows(model, wins, batch_size=batch_size, scoring=mode, fast=fast, progress=progress, desc=desc)
@@ -124,7 +128,8 @@ def perplexity(model: nn.Module, tokenizer, protocol='quick', batch_size: int = 
     table['window'] = idx
     stats = summarize(table, seed=protocol.seed, n_boot=n_boot)
     prov = provenance(model=model_id, model_hash=model_hash, data_sha256=_data_hash(),
-                      scoring=mode, scoring_note=f'{SCORING_NOTES[mode]}; {why}')
+                      scoring=mode, scoring_note=f'{SCORING_NOTES[mode]}; {why}', bos=bos_id is not None,
+                      bos_note=bos_why)
     return PPLResult(label=label or desc, protocol=protocol, table=table, stats=stats, seconds=secs, provenance=prov)
 
 
@@ -270,9 +275,10 @@ def _lm_class():
     class FP32LM(MLXLM):
         """mlx-lm's lm-eval backend around an in-memory model: as it is (`native`), or with fp32 weights and the numpy
         attention on the CPU (`fp32`). Requests already in `store` are not scored again; the others are scored `chunk`
-        contexts at a time and stored."""
+        contexts at a time and stored. Every context starts with `bos` (a token id) or with no special token."""
         def __init__(self, model: nn.Module, tokenizer, fp32: bool = True, max_tokens: int | None = None,
-                     store: RequestStore | None = None, chunk: int = 8, progress: bool = True, desc: str = 'tasks'):
+                     store: RequestStore | None = None, chunk: int = 8, progress: bool = True, desc: str = 'tasks',
+                     bos: int | None = None):
             LM.__init__(self)
             if fp32:
                 ensure_fast_blas(reexec=False)
@@ -282,6 +288,12 @@ def _lm_class():
             self.store = store if store is not None else RequestStore()
             self.chunk, self.progress, self.desc = chunk, progress, desc
             self.scored = 0                                   # requests this object sent to the model
+            self.bos = bos                                    # every context starts with it, or with nothing
+
+        def _tokenize(self, texts):
+            "Token ids of `texts`, each after `bos` when there is one (`ram.scoring.resolve_bos`), else as they are."
+            head = () if self.bos is None else (self.bos,)
+            return [head + tuple(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
 
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             keys = [RequestStore.key(*r.args) for r in requests]
@@ -324,13 +336,14 @@ def _doc_record(task, sample: dict, metric: str) -> dict:
 
 def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'), limit: int | None = None,
                shots: dict | None = None, root=None, scoring: str = 'auto', label: str = 'model',
-               model_id: str | None = None, model_hash: str | None = None, store=None, progress: bool = True) -> dict:
+               model_id: str | None = None, model_hash: str | None = None, store=None, progress: bool = True,
+               bos='auto') -> dict:
     """Run lm-eval's `tasks` on `model` (first `limit` documents of each); returns a dict with a `table`
     (task, metric, value, stderr, n, shots), every document's outcome (`documents`: task -> `_doc_record`s) and
     provenance. `scoring` as for `perplexity` (under `fp32` the model is converted in place). `store` (a
     `RequestStore` or a path) keeps every request's result as it is computed, so that an interrupted run resumes and a
     larger `limit` scores only the new documents; it must belong to this condition (model, plan and scoring), which
-    the caller's path encodes."""
+    the caller's path encodes. `bos` as for `perplexity`."""
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad: raise ValueError(f'unknown task(s) {bad}; valid tasks: {sorted(TASKS)}')
@@ -340,7 +353,8 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
     import lm_eval
     store = store if isinstance(store, RequestStore) else RequestStore(store)
     mode, why = resolve_scoring(scoring, dense_params(model))
-    lm = _lm_class()(model, tokenizer, fp32=mode == 'fp32', store=store, progress=progress, desc=label)
+    bos_id, bos_why = resolve_bos(tokenizer, bos)
+    lm = _lm_class()(model, tokenizer, fp32=mode == 'fp32', store=store, progress=progress, desc=label, bos=bos_id)
     t0 = time.perf_counter()
     res = lm_eval.simple_evaluate(model=lm, tasks=objs, limit=limit, bootstrap_iters=1000, log_samples=True)
     secs = time.perf_counter() - t0
@@ -368,6 +382,8 @@ def downstream(model: nn.Module, tokenizer, tasks=('arc_challenge', 'winogrande'
         scoring=mode,
         scoring_note=f'{SCORING_NOTES[mode]}; {why}',
         chat_template=False,
+        bos=bos_id is not None,
+        bos_note=bos_why,
     )
     return {'schema': TASKS_SCHEMA, 'label': label, 'table': rows, 'seconds': round(secs, 1),
             'requests_scored': lm.scored, 'documents': docs, 'provenance': prov}

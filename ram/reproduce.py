@@ -17,22 +17,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import papermill as pm
+from mlx_lm.utils import load_tokenizer
 
 from .baselines import uniform_plan
-from .core import GB, Plan, dumps, model_hash, safe_path_component, write_atomic
+from .core import GB, Plan, cache_dir, dumps, model_hash, safe_path_component, write_atomic
 from .fit import dry_run_report
 from .evaluate import TASKS_SCHEMA, PPLResult, downstream, perplexity
 from .metrics import window_ppl
 from .models import local_path
 from .quantizer import load_condition
-from .scoring import PROTOCOLS, SCORINGS, get_protocol
+from .scoring import PROTOCOLS, SCORINGS, get_protocol, resolve_bos
 
 
 # %% auto #0
-__all__ = ['PAPER', 'TEMPLATES', 'SHORT_NAMES', 'TASK_LIMITS', 'REPORTED', 'model_slug', 'parameters_cell', 'templates',
-           'resolve_budget', 'unquantized_bytes', 'plan_key', 'cached_ppl', 'requests_path', 'cached_downstream',
-           'markdown', 'write_table', 'fmt', 'plot_rd', 'plot_allocation', 'plot_windows', 'group_shares',
-           'plot_group_shares', 'reported', 'reproduce']
+__all__ = ['PAPER', 'TEMPLATES', 'SHORT_NAMES', 'TASK_LIMITS', 'REPORTED', 'REPORTED_NOTE', 'model_slug', 'parameters_cell',
+           'templates', 'condition_cache', 'resolve_budget', 'unquantized_bytes', 'plan_key', 'model_bos', 'bos_key',
+           'cached_ppl', 'requests_path', 'cached_downstream', 'markdown', 'write_table', 'fmt', 'plot_rd',
+           'plot_allocation', 'plot_windows', 'group_shares', 'plot_group_shares', 'model_family', 'reported',
+           'reproduce']
 
 # %% ../nbs/08_reproduce.ipynb #787ff7f4
 PAPER = Path(__file__).resolve().parent.parent / 'nbs' / 'paper' if '__file__' in globals() else Path('paper')
@@ -88,6 +90,14 @@ def templates(folder=None, names=TEMPLATES) -> dict[str, Path]:
 TASK_LIMITS = {'quick': 50, 'paper': 0}  # documents per downstream task under each protocol (0: all)
 
 
+def condition_cache(model) -> Path:
+    """Where the templates keep `model`'s scored conditions (`cached_ppl`, `cached_downstream`): `conditions/<model>`
+    in RAM's cache (`$RAM_CACHE`, else `~/.cache/ram`), outside the checkout, so a long run continues in a fresh clone
+    and both protocols share it. Every entry's key holds the model's hash, the plan, the protocol or tasks and the
+    scoring mode."""
+    return cache_dir() / 'conditions' / model_slug(model)
+
+
 def resolve_budget(budget: str, profile) -> str:
     "A budget string for `plan_budgets`: `@CONFIG` becomes the byte size of uniform CONFIG on `profile`'s model."
     b = str(budget).strip()
@@ -122,13 +132,26 @@ def _concrete(scoring: str) -> str:
     return scoring
 
 
+def model_bos(model, bos='auto') -> tuple[int | None, str]:
+    "`ram.scoring.resolve_bos` on `model`'s tokenizer alone (no weights read); a decided `(id, why)` passes through."
+    return bos if isinstance(bos, tuple) else resolve_bos(load_tokenizer(local_path(model)), bos)
+
+
+def bos_key(model, bos='auto') -> list:
+    """What a condition's cache key adds for `bos` (`model_bos`): nothing when windows and contexts start with no BOS
+    token (the keys results had before the choice existed), else its id."""
+    bid = model_bos(model, bos)[0]
+    return [] if bid is None else [f'bos={bid}']
+
+
 def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=None, progress: bool = True,
-               scoring: str = 'fp32'):
-    """`PPLResult` of `model` (with `plan` applied in memory) under `protocol` and `scoring` (native or fp32), from
-    `cache` when already scored. fp32 results keep the key they had before scoring modes existed."""
+               scoring: str = 'fp32', bos='auto'):
+    """`PPLResult` of `model` (with `plan` applied in memory) under `protocol`, `scoring` (native or fp32) and `bos`,
+    from `cache` when already scored. fp32 results keep the key they had before scoring modes existed."""
     proto = get_protocol(protocol)
     mh = model_hash(local_path(model))
     parts = [plan_key(plan, mh), proto.to_dict()] + ([] if _concrete(scoring) == 'fp32' else [scoring])
+    parts += bos_key(model, bos)
     stem = Path(cache) / f'ppl-{_key(*parts)}'
     if stem.with_suffix('.json').exists():
         r = PPLResult.load(stem.with_suffix('.json'))
@@ -136,25 +159,26 @@ def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=Non
         return r
     c = load_condition(model, plan, lazy=True)  # memory: the quantized size, not the source model's
     r = perplexity(c.model, c.tokenizer, proto, tokens=tokens, progress=progress, desc=label, label=label,
-                   model_id=str(model), model_hash=c.model_hash, scoring=scoring)
+                   model_id=str(model), model_hash=c.model_hash, scoring=scoring, bos=bos)
     r.provenance['weights_bytes'] = c.bytes
     r.save(stem)
     return r
 
 
-def requests_path(cache, model, plan: Plan | None, scoring: str = 'fp32') -> Path:
+def requests_path(cache, model, plan: Plan | None, scoring: str = 'fp32', bos='auto') -> Path:
     """The `RequestStore` of a condition under `cache`: lm-eval's result of every request it has scored, shared by
     every run of it whatever the tasks and limit, so that runs resume and extend (`ram.evaluate.RequestStore`)."""
-    return Path(cache) / f'requests-{_key(plan_key(plan, model_hash(local_path(model))), scoring)}.jsonl'
+    key = _key(plan_key(plan, model_hash(local_path(model))), scoring, *bos_key(model, bos))
+    return Path(cache) / f'requests-{key}.jsonl'
 
 
 def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str, progress: bool = True,
-                      scoring: str = 'fp32') -> dict:
+                      scoring: str = 'fp32', bos='auto') -> dict:
     """`ram.evaluate.downstream` of a condition, from `cache` when already run with the same tasks and limit; else run,
     with every request's result kept under `cache` as it is scored (an interrupted run resumes there, and a larger
-    limit scores only the new documents). `scoring`: native or fp32."""
+    limit scores only the new documents). `scoring`: native or fp32; `bos` as for `cached_ppl`."""
     mh = model_hash(local_path(model))
-    key = _key(plan_key(plan, mh), sorted(tasks), limit, _concrete(scoring), TASKS_SCHEMA)
+    key = _key(plan_key(plan, mh), sorted(tasks), limit, _concrete(scoring), TASKS_SCHEMA, *bos_key(model, bos))
     path = Path(cache) / f'tasks-{key}.json'
     if path.exists():
         res = json.loads(path.read_text())
@@ -162,8 +186,8 @@ def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str,
         return res
     c = load_condition(model, plan, lazy=True)  # memory: the quantized size, not the source model's
     res = downstream(c.model, c.tokenizer, tasks, limit=limit or None, label=label, model_id=str(model),
-                     model_hash=c.model_hash, store=requests_path(cache, model, plan, scoring), progress=progress,
-                     scoring=scoring)
+                     model_hash=c.model_hash, store=requests_path(cache, model, plan, scoring, bos),
+                     progress=progress, scoring=scoring, bos=bos)
     res['provenance']['weights_bytes'] = c.bytes
     write_atomic(path, dumps(res))
     return res
@@ -338,36 +362,61 @@ def plot_group_shares(plans, path, title: str = '') -> Path:
 # %% ../nbs/08_reproduce.ipynb #4ffbe1ee
 REPORTED = {
     'Qwen3-30B-A3B': {'downstream': [
-        {'Method': 'RAM', 'Size (GB)': 16.3, 'PPL': 8.972, 'ARC-C': 69.5, 'Winogrande': 69.5},
-        {'Method': 'uniform 4-bit', 'Size (GB)': 16.0, 'PPL': 9.098, 'ARC-C': 69.5, 'Winogrande': 70.3}]},
+        {'Method': 'RAM', 'Size (reported)': 16.3, 'PPL': 8.972, 'ARC-C': 69.5, 'Winogrande': 69.5},
+        {'Method': 'uniform 4-bit', 'Size (reported)': 16.0, 'PPL': 9.098, 'ARC-C': 69.5, 'Winogrande': 70.3}]},
     'Mixtral-8x7B': {'downstream': [
-        {'Method': 'RAM', 'Size (GB)': 24.5, 'ARC-C': 70.5, 'Winogrande': 81.4, 'median PPL vs uniform': '-4.6%'},
-        {'Method': 'uniform 4-bit', 'Size (GB)': 24.5, 'ARC-C': 70.0, 'Winogrande': 80.1}]},
+        {'Method': 'RAM', 'Size (reported)': 24.5, 'ARC-C': 70.5, 'Winogrande': 81.4, 'median PPL vs uniform': '-4.6%'},
+        {'Method': 'uniform 4-bit', 'Size (reported)': 24.5, 'ARC-C': 70.0, 'Winogrande': 80.1}]},
     'GLM-4.7-Flash': {'robustness': [
         {'Condition': 'BF16', 'Mean PPL': 11.344, 'Median PPL': 8.706, 'Outliers (>100)': 5},
         {'Condition': 'RAM v1', 'Mean PPL': 9.930, 'Median PPL': 9.084, 'Outliers (>100)': 4},
         {'Condition': 'RAM 15.8 GB', 'Mean PPL': 9.427, 'Median PPL': 9.210, 'Outliers (>100)': 0}]},
-    'Llama-4-Scout': {'budgets': [
+    'Llama-4-Scout-17B-16E': {'budgets': [
         {'Condition': 'RAM 64 GB', 'Mean PPL': 7.703, 'Median PPL': 8.070},
         {'Condition': 'RAM 192 GB', 'Mean PPL': 7.359, 'Median PPL': 7.691}]},
 }
 
 
+REPORTED_NOTE = (
+    "The documents' numbers, as they give them. Their sizes are GiB (2^30 bytes) though they write GB: their uniform "
+    '4-bit sizes, 16.0 (Qwen3-30B-A3B) and 24.5 (Mixtral-8x7B), are uniform 4b-g64\'s bytes in GiB (17.17e9 B = '
+    '15.99 GiB; 26.27e9 B = 24.47 GiB). "Size (GB)" gives them in 1e9 bytes, the unit of RAM\'s tables; ask for one '
+    'of their points in GiB (e.g. --budgets 16.3GiB).'
+)
+# what a checkpoint's name may carry beyond its family and size: dtype, tuning, format and version tags
+_VARIANT = re.compile(r'(-(bf16|fp16|fp32|float16|bfloat16|instruct|base|hf|mlx|v\d+(\.\d+)*))+$', re.IGNORECASE)
+
+
+def model_family(model: str) -> str:
+    """A model's family and size, as the documents name it: its short name without an org, a dtype, an -Instruct or
+    -Base tag, or a version (`Qwen/Qwen3-30B-A3B-bf16` and `mistralai/Mixtral-8x7B-Instruct-v0.1` give
+    `qwen3-30b-a3b` and `mixtral-8x7b`). A size, or any other part of the name, is kept."""
+    return _VARIANT.sub('', model_slug(model)).lower()
+
+
 def reported(model: str, table: str) -> pd.DataFrame | None:
-    """The documents' reported rows of `table` for `model`, or None. Matched on the exact short name (case aside):
-    a fine-tune or another variant of a reported model gets none, since its numbers would not be comparable."""
-    slug = model_slug(model).lower()
+    """The documents' reported rows of `table` for `model`, or None. Matched by family and size (`model_family`: any
+    org, any dtype, -Instruct, -Base or version tag), never across sizes or other variants, whose numbers would not
+    be comparable. A reported size comes with its value in GB beside it (`REPORTED_NOTE`, the note for the table)."""
+    fam = model_family(model)
     for k, v in REPORTED.items():
-        if slug == k.lower(): return pd.DataFrame(v[table]) if table in v else None
+        if fam != model_family(k) or table not in v: continue
+        df = pd.DataFrame(v[table])
+        if 'Size (reported)' in df:
+            at = df.columns.get_loc('Size (reported)') + 1
+            df.insert(at, 'Size (GB)', [fmt(x * 2**30 / 1e9, 2) for x in df['Size (reported)']])
+        df.attrs['note'] = REPORTED_NOTE
+        return df
     return None
 
 # %% ../nbs/08_reproduce.ipynb #c1e41c8c
 def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = False, names=TEMPLATES,
               template_dir=None, out: str = 'figures', runs: str = 'runs', progress: bool = True,
-              **overrides) -> list[dict]:
+              cache: str | None = None, **overrides) -> list[dict]:
     """Execute every template for every model with papermill (`runs/<model>/<template>.ipynb`); the templates write
     tables and figures into `figures/<model>/` under the quick protocol and into `figures/<model>/<protocol>/` under
-    any other, so the paper protocol's tables sit beside the quick ones (all conditions share `runs/<model>/cache`).
+    any other, so the paper protocol's tables sit beside the quick ones. Every scored condition is kept in
+    `cache/<model>` (default: `condition_cache`, outside the checkout), shared by both protocols and every run.
     `dry_run` checks templates and prints what would run and, per model, whether each step fits (`ram.fit`).
     Returns one record per executed notebook, with `error`
     (None, or the failing template's last error line): a failing template is reported with the path of its executed
@@ -386,8 +435,8 @@ def reproduce(models=('reference',), protocol: str = 'quick', dry_run: bool = Fa
                 'model': str(model),
                 'protocol': protocol,
                 'out': str(Path(out) / sub),
-                'runs': str(Path(runs) / slug),
             }
+            if cache: params['cache'] = str(Path(cache) / slug)
             params.update({k: v for k, v in overrides.items() if k in defaults and v is not None})
             jobs.append(
                 {
@@ -449,4 +498,4 @@ def _fit(model, params: list[dict], protocol: str) -> str:
     limit = next((p['limit'] for p in params if p.get('limit', -1) != -1), TASK_LIMITS[protocol])
     return dry_run_report(model, budgets=budgets, baselines=base, protocol=protocol, limit=limit or None,
                           scoring=next((p['scoring'] for p in params if 'scoring' in p), 'auto'),
-                          steps=('profile', 'ppl', 'eval'))
+                          steps=('profile', 'ppl', 'eval'), unquantized=any(p.get('unquantized', True) for p in params))

@@ -22,9 +22,10 @@ from .blas import ensure_fast_blas
 
 
 # %% auto #0
-__all__ = ['WIKITEXT', 'PROTOCOLS', 'SCORINGS', 'SCORING_NOTES', 'GIB', 'data_dir', 'wikitext_rows', 'Protocol', 'get_protocol',
-           'corpus_tokens', 'windows', 'calibration_windows', 'to_fp32', 'available_memory', 'dense_params',
-           'resolve_scoring', 'numpy_sdpa', 'cpu_attention', 'token_nll', 'window_nll', 'score_windows']
+__all__ = ['WIKITEXT', 'PROTOCOLS', 'BOS', 'SCORINGS', 'SCORING_NOTES', 'GIB', 'data_dir', 'wikitext_rows', 'Protocol',
+           'get_protocol', 'corpus_tokens', 'windows', 'resolve_bos', 'calibration_windows', 'to_fp32',
+           'available_memory', 'dense_params', 'resolve_scoring', 'numpy_sdpa', 'cpu_attention', 'token_nll',
+           'window_nll', 'score_windows']
 
 # %% ../nbs/01a_scoring.ipynb #d5e6ae4c
 def data_dir() -> Path:
@@ -101,15 +102,37 @@ def corpus_tokens(tokenizer, rows=None) -> np.ndarray:
     return np.asarray(ids, dtype=np.int32)
 
 
-def windows(tokens: np.ndarray, protocol: Protocol) -> tuple[np.ndarray, np.ndarray]:
-    "The protocol's windows (n x length) and the index of each among all non-overlapping windows."
+def windows(tokens: np.ndarray, protocol: Protocol, bos: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The protocol's windows (n x length) and the index of each among all non-overlapping windows. With a `bos` token
+    id, each window starts with it and holds the first length - 1 tokens of its stretch (as many tokens predicted)."""
     total = len(tokens) // protocol.length
     if protocol.n > total:
         raise ValueError(f'the corpus has {len(tokens)} tokens = {total} windows of {protocol.length}; '
                          f'asked for {protocol.n}. Use n <= {total} or a shorter length.')
     idx = np.random.default_rng(protocol.seed).permutation(total)[:protocol.n]
     w = tokens[:total * protocol.length].reshape(total, protocol.length)[idx]
+    if bos is not None: w = np.concatenate([np.full((len(w), 1), bos, w.dtype), w[:, :-1]], axis=1)
     return w, idx
+
+
+BOS = ('auto', 'yes', 'no')
+
+
+def resolve_bos(tokenizer, bos='auto') -> tuple[int | None, str]:
+    """The BOS token id that starts every perplexity window and every lm-eval context, or None, and why: `yes` the
+    tokenizer's BOS token (an error when it has none), `no` none, `auto` the tokenizer's own setting (a BOS when its
+    `encode` adds one). A `(id, why)` pair, as this returns it, is passed through."""
+    if isinstance(bos, tuple) and len(bos) == 2: return bos
+    if bos not in BOS: raise ValueError(f'unknown bos {bos!r}; valid: {", ".join(BOS)} (auto: as the tokenizer does)')
+    tok = getattr(tokenizer, '_tokenizer', tokenizer)   # mlx-lm's TokenizerWrapper
+    bid = getattr(tok, 'bos_token_id', None)
+    if bos == 'no': return None, 'no BOS, as asked'
+    if bos == 'yes':
+        if bid is None: raise ValueError('bos yes: this tokenizer has no BOS token; valid here: auto or no')
+        return int(bid), f'BOS {bid}, as asked'
+    adds = bid is not None and list(tok.encode('a')) == [bid] + list(tok.encode('a', add_special_tokens=False))
+    return (int(bid), f'auto: BOS {bid}, as the tokenizer adds it') if adds else (None, 'auto: no BOS, as the '
+                                                                                  'tokenizer adds none')
 
 # %% ../nbs/01a_scoring.ipynb #8edb47106e1a46a883d545849b8ab81b
 def calibration_windows(tokens: np.ndarray, n: int = 4, length: int = 512, exclude=None, skip: int = 0) -> np.ndarray:

@@ -55,9 +55,9 @@ def test_templates_regenerate_tables_and_figures(tmp_path, monkeypatch):
     for d in done: assert json.loads(d['output'].read_text())['cells'], d   # executed notebooks are kept under runs/
     # a second run reuses every scored condition from the cache and writes the same tables, byte for byte
     first = {p.name: p.read_bytes() for p in fig.glob('*.csv')}
-    cache = sorted(p.name for p in (tmp_path / 'runs' / 'tiny' / 'cache').iterdir())
+    cache = sorted(p.name for p in (tmp_path / 'cache' / 'conditions' / 'tiny').iterdir())
     reproduce([str(model)], 'quick', names=['robustness', 'budgets'], **kw)
-    assert sorted(p.name for p in (tmp_path / 'runs' / 'tiny' / 'cache').iterdir()) == cache
+    assert sorted(p.name for p in (tmp_path / 'cache' / 'conditions' / 'tiny').iterdir()) == cache
     assert {p.name: p.read_bytes() for p in fig.glob('*.csv')} == first
 
 
@@ -111,3 +111,5 @@ def test_reproduce_flags_reach_the_templates():
     assert p['budgets']['budgets'] == ['16GB', '@4b-g64'] and p['budgets']['dynamic'] is False
     assert p['robustness']['v1'] is False and p['downstream']['scoring'] == 'native' and 'v1' not in p['downstream']
     assert p['robustness']['out'] == 'figures/SmolLM2-135M-Instruct/paper'
+    jobs = reproduce(['reference'], 'quick', dry_run=True, unquantized=False)      # --baselines without unquantized
+    assert [j['parameters']['unquantized'] for j in jobs] == [False] * 3

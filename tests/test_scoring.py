@@ -119,3 +119,36 @@ def test_cli_scoring_modes_are_recorded(tmp_path, monkeypatch, capsys):
     assert prov['scoring'] == 'native' and 'does not fit' in prov['scoring_note']
     with pytest.raises(SystemExit): main(['ppl', str(src), '--scoring', 'bf16'])
     assert "invalid choice: 'bf16'" in capsys.readouterr().err
+
+
+def test_bos_reaches_windows_contexts_provenance_and_cache_keys(tmp_path, monkeypatch):
+    """`bos`: every window and every lm-eval context starts with the BOS token (yes) or not (no, and auto on the tiny
+    byte tokenizer, which adds none); the choice goes into provenance and into the condition cache's keys."""
+    import mlx_lm
+
+    from ram.evaluate import _lm_class, perplexity
+    from ram.reproduce import cached_ppl, requests_path
+    from ram.tiny import save_tiny_model
+    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
+    folder = save_tiny_model(tmp_path / 'tiny')
+    m, tok = mlx_lm.load(str(folder))
+    proto = Protocol(2, 32, 0)
+    toks = np.arange(300, dtype=np.int32) % 256
+    runs = {b: perplexity(m, tok, proto, tokens=toks, scoring='native', progress=False, bos=b) for b in BOS_CASES}
+    assert runs['yes'].provenance['bos'] is True and runs['no'].provenance['bos'] is False
+    assert runs['auto'].provenance['bos_note'] == 'auto: no BOS, as the tokenizer adds none'
+    assert np.array_equal(runs['auto'].table.nll, runs['no'].table.nll)
+    assert not np.array_equal(runs['yes'].table.nll, runs['no'].table.nll)
+    assert (runs['yes'].table.tokens == 31).all()                      # as many tokens predicted either way
+    lm = _lm_class()(m, tok, fp32=False, bos=256)
+    ids = tuple(tok.encode('ab', add_special_tokens=False))
+    assert lm._tokenize(['ab'])[0] == (256, *ids)
+    assert _lm_class()(m, tok, fp32=False)._tokenize(['ab'])[0] == ids
+    cache = tmp_path / 'c'
+    for b in BOS_CASES: cached_ppl(folder, None, proto, cache, 'u', progress=False, scoring='native', bos=b)
+    assert len(list(cache.glob('ppl-*.json'))) == 2                    # auto and no share a key: both start bare
+    assert requests_path(cache, folder, None, 'native', 'yes') != requests_path(cache, folder, None, 'native', 'no')
+    assert requests_path(cache, folder, None, 'native', 'auto') == requests_path(cache, folder, None, 'native', 'no')
+
+
+BOS_CASES = ('auto', 'yes', 'no')
