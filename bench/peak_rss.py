@@ -29,6 +29,19 @@ this benchmark replaced: eager `mlx_lm.load` for quantize, whole-tensor fp32 tem
 | qwen3-0.6b | 8 | profile | 0.56 | 2 | 0.31 | 1.11 | 3.55 |
 | qwen3-0.6b | 28 | profile | 1.19 | 5 | 0.31 | 1.11 | 3.58 |
 
+Dry-run estimates beside measured peaks, one run (2 cores shared with two scoring jobs; `--ops quantize condition
+unquantized --layers 8 28 --shard-mb 256 --arch qwen3-0.6b`; "condition": uniform 4b-g64 applied lazily, one native
+forward of 64 tokens):
+
+| model | layers | op | peak RSS (GB) | dry-run estimate (GB) | estimate / measured |
+|---|---|---|---|---|---|
+| qwen3-0.6b | 8 | quantize | 0.87 | 0.84 | 0.97 |
+| qwen3-0.6b | 8 | condition | 0.77 | 0.74 | 0.96 |
+| qwen3-0.6b | 8 | unquantized | 0.96 | 1.14 | 1.19 |
+| qwen3-0.6b | 28 | quantize | 0.87 | 0.84 | 0.97 |
+| qwen3-0.6b | 28 | condition | 0.77 | 0.92 | 1.19 |
+| qwen3-0.6b | 28 | unquantized | 1.59 | 1.77 | 1.11 |
+
 The largest shard of these models is the embedding alone (151936 x hidden). Peak RSS is the process's
 fixed part (~0.45 GB: Python, MLX, pandas, the tokenizer) plus the largest tensor plus ~0.3 GB of
 row-block temporaries; it does not grow with the number of shards. A profile of a several-GB model
