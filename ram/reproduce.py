@@ -148,7 +148,7 @@ def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=Non
                scoring: str = 'fp32', bos='auto'):
     """`PPLResult` of `model` (with `plan` applied in memory) under `protocol`, `scoring` (native or fp32) and `bos`,
     from `cache` when already scored. fp32 results keep the key they had before scoring modes existed."""
-    proto = get_protocol(protocol)
+    proto, bos = get_protocol(protocol), model_bos(model, bos)  # the tokenizer read once, not per use
     mh = model_hash(local_path(model))
     parts = [plan_key(plan, mh), proto.to_dict()] + ([] if _concrete(scoring) == 'fp32' else [scoring])
     parts += bos_key(model, bos)
@@ -177,7 +177,7 @@ def cached_downstream(model, plan: Plan | None, tasks, limit, cache, label: str,
     """`ram.evaluate.downstream` of a condition, from `cache` when already run with the same tasks and limit; else run,
     with every request's result kept under `cache` as it is scored (an interrupted run resumes there, and a larger
     limit scores only the new documents). `scoring`: native or fp32; `bos` as for `cached_ppl`."""
-    mh = model_hash(local_path(model))
+    mh, bos = model_hash(local_path(model)), model_bos(model, bos)  # the tokenizer read once, not per use
     key = _key(plan_key(plan, mh), sorted(tasks), limit, _concrete(scoring), TASKS_SCHEMA, *bos_key(model, bos))
     path = Path(cache) / f'tasks-{key}.json'
     if path.exists():
