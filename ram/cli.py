@@ -19,7 +19,6 @@ from ram.core import (
     BUDGET_FORMS,
     DEFAULT_MODE,
     GB,
-    LOSS_MODES,
     Plan,
     Profile,
     cache_dir,
@@ -35,7 +34,7 @@ from ram.core import (
 )
 from .evaluate import RequestStore, downstream, perplexity
 from .models import resolve
-from .profiler import DEFAULT_MODES, MODES, cached_profile, clear_leftovers, profile_path, profile_to
+from .profiler import DEFAULT_MODES, FOLDS, MODES, cached_profile, clear_leftovers, profile_path, profile_to
 from .quantizer import condition_label, load_condition, model_card, quantize_to_folder
 from .fit import dry_run_report
 from .reproduce import reproduce, requests_path
@@ -170,8 +169,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(MODES),
         help=f'Distortion modes to measure (default: {" ".join(DEFAULT_MODES)}). fisher: the predicted KL to the base '
         'model, in nats per token, from a diagonal Fisher (forward and backward passes over the calibration windows; '
-        'the whole model in memory). weight alone streams one tensor at a time.',
+        'the whole model in memory). taylor: fisher plus the first-order change of the text\'s own NLL (a second '
+        'backward pass; also measures fisher). weight alone streams one tensor at a time.',
     )
+    pp.add_argument('--folds', type=_int_at_least(1), default=FOLDS,
+                    help=f'Groups of calibration windows the taylor mode averages its first-order term over, for its '
+                    f'standard error (default: {FOLDS}; at most --calib-n).')
     pp.add_argument('--extended', action='store_true', help='Also offer mxfp4, nvfp4 and mxfp8.')
     pp.add_argument(
         '--alpha',
@@ -354,7 +357,8 @@ def cmd_reproduce(args):
 def cmd_profile(args):
     if args.dry_run: return print(dry_run_report(args.model, modes=tuple(args.mode), steps=('profile',)))
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
-                    calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed)
+                    calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed,
+                    **({'folds': args.folds} if 'taylor' in args.mode else {}))
     stats = {}
     trust = args.trust_remote_code
     if args.out is not None:  # resumes from the checkpoint a stopped run left beside OUT
@@ -416,7 +420,8 @@ def cmd_allocate(args):
 
 def _print_plans(plans, mode: str):
     "What `ram allocate` and `ram convert` print of their plans: the distortion allocated on, then the plans' table."
-    unit = ' (predicted KL to the base, nats/token)' if mode in LOSS_MODES else ''
+    unit = {'fisher': ' (predicted KL to the base, nats/token)',
+            'taylor': " (predicted change of the text's NLL, nats/token)"}.get(mode, '')
     print(f'allocated on the {mode} distortion{unit}')
     print(_plan_table(plans))
 

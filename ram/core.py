@@ -713,7 +713,7 @@ def validate_plan(d) -> Mapping:
 
 # %% ../nbs/00_core.ipynb #de8bc9e1
 PROFILE_COLUMNS = ('tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes',
-                   'sqnr', 'prior', 'alpha', 'vetoed')  # and one d_<mode> column per distortion mode
+                   'sqnr', 'prior', 'alpha', 'vetoed', 'first_order', 'first_order_se')  # and a d_<mode> per mode
 _PROFILE_REQUIRED = ('tensor', 'kind', 'config', 'bits', 'group_size', 'mode', 'bytes', 'numel', 'd_weight', 'sqnr',
                      'prior', 'alpha', 'vetoed')
 _PER_TENSOR = ('kind', 'layer', 'shape', 'numel', 'prior', 'alpha')  # the same in every row of a tensor
@@ -729,7 +729,9 @@ def _shape(field: str, v) -> tuple:
 _CELL = {'tensor': _module_path, 'kind': _text, 'layer': lambda f, v: _integer(f, v, -1, 10**6), 'shape': _shape,
          'numel': lambda f, v: _integer(f, v, 1, MAX_PARAMS), 'config': _text, 'bytes': _integer, 'sqnr': _number,
          'prior': lambda f, v: _number(f, v, 0.0, above=True), 'alpha': lambda f, v: _number(f, v, 0.0, above=True),
-         'vetoed': _flag, 'bits': lambda f, v: v, 'group_size': lambda f, v: v, 'mode': lambda f, v: v}
+         'vetoed': _flag, 'bits': lambda f, v: v, 'group_size': lambda f, v: v, 'mode': lambda f, v: v,
+         # the taylor mode's first-order term takes either sign, and so may its D
+         'first_order': _number, 'first_order_se': lambda f, v: _number(f, v, 0.0), 'd_taylor': _number}
 
 
 def _check_meta(meta: Mapping):
@@ -756,7 +758,8 @@ def validate_profile(d) -> Mapping:
     """Check every field of a profile (the dict of a `ram.profile/1` file) for type and range, before anything uses it,
     and return it; else raise `ValueError` naming the field, its value and what is valid. Each row's bits, group_size
     and mode make a valid config named by its `config`; with a `shape` column, `numel` and `bytes` are recomputed;
-    `d_*` are finite and >= 0; prior and alpha > 0; each tensor has one row per config, a 16-bit row never vetoed;
+    `d_*` are finite and >= 0 (`d_taylor` and `first_order` of either sign); prior and alpha > 0; each tensor has one
+    row per config, a 16-bit row never vetoed;
     `meta.fixed_bytes` is the bytes of the `meta.n_params` not in the tensors, in `meta.dtype` (those `meta.kept_params`
     a model keeps as loaded: `meta.kept_bytes`)."""
     _object('the profile', d)
@@ -834,7 +837,7 @@ def _read_json(path, what: str, schema: str) -> dict:
     return obj
 
 
-LOSS_MODES = ('fisher',)  # distortion modes measured in the model's loss (nats per token): D = d
+LOSS_MODES = ('fisher', 'taylor')  # distortion modes measured in the model's loss (nats per token): D = d
 DEFAULT_MODE = 'fisher'  # the mode allocated on when a profile has it (chosen by the instrument in 02_profiler)
 
 

@@ -17,7 +17,7 @@ from mlx_lm.utils import _get_classes, load_config
 from .core import GB, QuantConfig, candidates, feasible, model_bytes, parse_budget
 from .models import (check_model_folder, fixed_bytes, parameter_count, quantizable_tensors, read_safetensors_header,
                         resolve)
-from .profiler import DEFAULT_MODES, GRAD_BYTES
+from .profiler import DEFAULT_MODES, FOLDS, GRAD_BYTES
 from .scoring import GIB, available_memory, get_protocol, resolve_scoring
 
 # %% auto #0
@@ -179,9 +179,10 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
         rows.append(_row('profile', 'weight', peak, 0, s.quantizable * n_cfg / WEIGHT_CONFIGS_PER_S, peak <= have))
         for m in (m for m in modes if m != 'weight'):
             per = 2 if gpu else 4
-            peak = (PROCESS_BYTES + per * s.n_params + 2 * min(GRAD_BYTES, 4 * s.quantizable)
-                    + window_bytes(s, 512, per))
-            secs = 16 * 512 * 3 * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
+            acc = 4 * (1 + (FOLDS if m == 'taylor' else 0)) * s.quantizable  # Fisher (+ each fold's gradient)
+            peak = PROCESS_BYTES + per * s.n_params + 2 * min(GRAD_BYTES, acc) + window_bytes(s, 512, per)
+            passes = 2 if m == 'taylor' else 1  # taylor: a second backward pass, on the text's own tokens
+            secs = passes * 16 * 512 * 3 * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
             rows.append(_row('profile', m, peak, 0, secs, peak <= have,
                              note='the whole model in memory' + ('' if gpu else ' at fp32 (a CPU)')))
     conds = {f'RAM {b}': budget_bytes(s, b) for b in budgets}

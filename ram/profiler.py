@@ -58,10 +58,11 @@ from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32,
 
 
 # %% auto #0
-__all__ = ['BLOCK_BYTES', 'PRIORS', 'SQNR_CAP', 'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA',
-           'tensor_errors', 'prior', 'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'profile',
-           'profile_path', 'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'base_log_probs',
-           'kl_to_base', 'quantized_kl', 'instrument_pairs', 'instrument', 'instrument_summary', 'plot_instrument']
+__all__ = ['BLOCK_BYTES', 'PRIORS', 'FIRST_ORDER_WEIGHT', 'SQNR_CAP', 'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'FOLDS',
+           'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior', 'input_channel_stats', 'calibrate_alpha',
+           'fisher_diagonal', 'text_gradients', 'profile', 'profile_path', 'partial_path', 'clear_leftovers',
+           'profile_to', 'cached_profile', 'base_log_probs', 'kl_to_base', 'quantized_kl', 'instrument_pairs',
+           'instrument', 'instrument_summary', 'plot_instrument']
 
 # %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -75,10 +76,12 @@ BLOCK_BYTES = 1 << 25  # fp32 bytes of the row block measured at once: bounds th
 
 def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfloat16',
                   col_weight: mx.array | None = None, fisher: mx.array | None = None,
-                  block_bytes: int = BLOCK_BYTES) -> dict[QuantConfig, dict]:
+                  grads: Sequence[mx.array] | None = None, block_bytes: int = BLOCK_BYTES) -> dict[QuantConfig, dict]:
     """Relative squared error of `w` under each config: `{'weight': d}`, plus `'activation'` (the error weighted per
     input channel by `col_weight`, relative) and `'fisher'` (`1/2 sum F * err^2` with `fisher` of `w`'s shape: an
-    absolute loss) when those are given."""
+    absolute loss) when those are given; with `grads` (per-token text gradients of `w`, one per fold, from
+    `text_gradients`) also `'first_order'`, the mean over folds of `sum g * (deq(q(w)) - w)`, and `'first_order_se'`,
+    its standard error over the folds."""
     if not mx.issubdtype(w.dtype, mx.floating):
         raise ValueError(
             f'weight of dtype {w.dtype} is not a float tensor (an already-quantized layer?); profile the '
@@ -88,8 +91,10 @@ def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfl
     step = max(1, block_bytes // (4 * w2.shape[1]))
     s = None if col_weight is None else col_weight.astype(mx.float32)
     f2 = None if fisher is None else fisher.reshape(w2.shape)
+    g2 = [g.reshape(w2.shape) for g in grads or []]
     norm = snorm = 0.0
     sums = {c: [0.0, 0.0, 0.0] for c in configs}
+    lins = {c: [0.0] * len(g2) for c in configs}
     for i in range(0, w2.shape[0], step):  # row blocks: quantization groups never cross rows, so the codes are the same
         b32 = w2[i:i + step].astype(mx.float32)
         bs = w2[i:i + step].astype(getattr(mx, dtype))
@@ -98,15 +103,22 @@ def tensor_errors(w: mx.array, configs: Sequence[QuantConfig], dtype: str = 'bfl
         norm += float(n[0]); snorm += float(n[-1])
         fb = None if f2 is None else f2[i:i + step].astype(mx.float32)
         for c in configs:
-            e = mx.square(b32 - _deq(bs, c).astype(mx.float32))
+            diff = _deq(bs, c).astype(mx.float32) - b32
+            e = mx.square(diff)
             r = [mx.sum(e), mx.sum(e * s) if s is not None else 0.0, mx.sum(e * fb) if fb is not None else 0.0]
-            mx.eval(r)
+            lk = [mx.sum(g[i:i + step].astype(mx.float32) * diff) for g in g2]
+            mx.eval(r, lk)
             for k in range(3): sums[c][k] += float(r[k])
+            for k, v in enumerate(lk): lins[c][k] += float(v)
     out = {}
     for c, (e, es, ef) in sums.items():
         out[c] = {'weight': e / norm if norm else 0.0}  # an all-zero tensor: every config stores it exactly
         if s is not None: out[c]['activation'] = es / snorm if snorm else 0.0
         if f2 is not None: out[c]['fisher'] = 0.5 * ef
+        if g2:
+            lk = np.array(lins[c])
+            out[c]['first_order'] = float(lk.mean())
+            out[c]['first_order_se'] = float(lk.std(ddof=1) / math.sqrt(len(lk))) if len(lk) > 1 else 0.0
     return out
 
 # %% ../nbs/02_profiler.ipynb #77f550c5
@@ -181,49 +193,95 @@ def calibrate_alpha(model: nn.Module, wins: np.ndarray, eps: float = 5e-3, seed:
     return out
 
 # %% ../nbs/02_profiler.ipynb #a394fe09
+def _grad_names(model: nn.Module, names) -> list[str]:
+    mods = dict(model.named_modules())
+    names = [t.name for t in quantizable_tensors(model)] if names is None else list(names)
+    missing = [n for n in names if n not in mods or not hasattr(mods[n], 'weight')]
+    if missing: raise ValueError(f'no weight to take a gradient of at {missing[:3]}; valid: quantizable tensor names')
+    return names
+
+
+def _weight_grads(model: nn.Module, wins: np.ndarray, names: Sequence[str], loss, seed: int, desc: str,
+                  progress: bool):
+    """For each window of `wins`, the fp32 gradients of `loss(model, inputs, next_tokens, key)` with respect to the
+    weights of the tensors `names` only (every other parameter frozen meanwhile); `key` is seeded per window."""
+    mods = dict(model.named_modules())
+    grad = nn.value_and_grad(model, loss)
+    model.freeze()
+    for n in names: mods[n].unfreeze(keys=['weight'], recurse=False)
+    try:
+        for i, w in enumerate(tqdm(wins, desc=desc, unit='window', disable=not progress)):
+            _, g = grad(model, mx.array(w[None, :-1]), mx.array(w[None, 1:]), mx.random.key(seed * 1_000_003 + i))
+            g = dict(tree_flatten(g))
+            yield i, {n: g[f'{n}.weight'].astype(mx.float32) for n in names}
+    finally:
+        model.unfreeze()
+
+
 def fisher_diagonal(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None, seed: int = 0,
                     progress: bool = True) -> dict[str, mx.array]:
     """Per-token diagonal Fisher (fp32) of the weight of each tensor in `names` (default: every quantizable tensor):
     squared gradients of the NLL of labels drawn from the model's own predictive distribution, summed over the windows
     `wins` and divided by the number of predicted tokens. Only these weights get gradients."""
-    mods = dict(model.named_modules())
-    names = [t.name for t in quantizable_tensors(model)] if names is None else list(names)
-    missing = [n for n in names if n not in mods or not hasattr(mods[n], 'weight')]
-    if missing: raise ValueError(f'no weight to take a Fisher of at {missing[:3]}; valid: quantizable tensor names')
+    names = _grad_names(model, names)
 
-    def loss(mdl, x, key):
+    def loss(mdl, x, _y, key):
         logits = mdl(x).astype(mx.float32)
         y = mx.random.categorical(mx.stop_gradient(logits), key=key)  # labels from the model's own distribution
         return nn.losses.cross_entropy(logits, y, reduction='sum')
 
-    grad = nn.value_and_grad(model, loss)
-    acc = {n: mx.zeros(mods[n].weight.shape, mx.float32) for n in names}
-    model.freeze()
-    for n in names: mods[n].unfreeze(keys=['weight'], recurse=False)
-    try:
-        for i, w in enumerate(tqdm(wins, desc='fisher', unit='window', disable=not progress)):
-            _, g = grad(model, mx.array(w[None, :-1]), mx.random.key(seed * 1_000_003 + i))
-            g = dict(tree_flatten(g))
-            for n in names: acc[n] = acc[n] + mx.square(g[f'{n}.weight'].astype(mx.float32))
-            mx.eval(list(acc.values()))
-    finally:
-        model.unfreeze()
+    acc = {n: mx.zeros(p.shape, mx.float32) for n, p in _weights(model, names).items()}
+    for _, g in _weight_grads(model, wins, names, loss, seed, 'fisher', progress):
+        for n in names: acc[n] = acc[n] + mx.square(g[n])
+        mx.eval(list(acc.values()))
     ntok = wins.shape[0] * (wins.shape[1] - 1)
     return {n: a / ntok for n, a in acc.items()}
 
+
+def _weights(model: nn.Module, names: Sequence[str]) -> dict[str, mx.array]:
+    mods = dict(model.named_modules())
+    return {n: mods[n].weight for n in names}
+
+
+def text_gradients(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None, folds: int = 8,
+                   progress: bool = True) -> dict[str, list[mx.array]]:
+    """Per-token gradient (fp32) of the NLL of the text's own next tokens with respect to the weight of each tensor in
+    `names` (default: every quantizable tensor), in `folds` interleaved groups of the windows (window i in group
+    i % folds), each divided by its own tokens: their mean is the gradient over all windows, their spread gives its
+    standard error. Only these weights get gradients."""
+    names = _grad_names(model, names)
+    if not 1 <= folds <= len(wins):
+        raise ValueError(f'folds must be between 1 and the number of windows ({len(wins)}), got {folds}')
+
+    def loss(mdl, x, y, _key):
+        return nn.losses.cross_entropy(mdl(x).astype(mx.float32), y, reduction='sum')
+
+    acc = [{n: mx.zeros(p.shape, mx.float32) for n, p in _weights(model, names).items()} for _ in range(folds)]
+    for i, g in _weight_grads(model, wins, names, loss, 0, 'gradient', progress):
+        a = acc[i % folds]
+        for n in names: a[n] = a[n] + g[n]
+        mx.eval(list(a.values()))
+    ntok = [len(range(k, len(wins), folds)) * (wins.shape[1] - 1) for k in range(folds)]
+    return {n: [acc[k][n] / ntok[k] for k in range(folds)] for n in names}
+
+# %% ../nbs/02_profiler.ipynb #bbff2535
+FIRST_ORDER_WEIGHT = 0.5  # beta: the weight of the first-order term in D_taylor (measured, see above)
+
 # %% ../nbs/02_profiler.ipynb #4dcb2e39
 SQNR_CAP = 999.0  # dB reported for an exact (zero-error) config
-MODES = ('weight', 'activation', 'fisher')
+MODES = ('weight', 'activation', 'fisher', 'taylor')
 DEFAULT_MODES = ('weight', DEFAULT_MODE)  # what `ram profile` and the paper templates measure
-GRAD_BYTES = 1 << 32  # fp32 Fisher accumulators held at once (4 GiB): more tensors than that take more passes
+GRAD_BYTES = 1 << 32  # fp32 Fisher (and gradient) accumulators held at once (4 GiB): more take more passes
+FOLDS = 8  # groups of calibration windows the taylor mode's first-order term is averaged over (its standard error)
 
 
 PROFILER_VERSION = 4  # bump when a change alters measured values, so cached profiles are not reused
 PARTIAL_SCHEMA = 'ram.profile-partial/1'
 
 
-def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed) -> dict:
-    return {
+def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed, folds=FOLDS,
+              first_order_weight=FIRST_ORDER_WEIGHT) -> dict:
+    s = {
         'profiler_version': PROFILER_VERSION,
         'modes': sorted(modes),
         'extended': bool(extended),
@@ -231,10 +289,13 @@ def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto
         'priors': {**PRIORS, **(priors or {})},
         'alpha': bool(alpha),
         'calibration': {'n': calib_n, 'length': calib_length, 'seed': seed}
-        if (alpha or 'activation' in modes or 'fisher' in modes)
+        if (alpha or 'activation' in modes or 'fisher' in modes or 'taylor' in modes)
         else None,
         'veto_db': float(veto_db),
     }
+    if 'taylor' in modes:  # only then: the other modes' keys are unchanged
+        s['calibration'].update(folds=int(folds), first_order_weight=float(first_order_weight))
+    return s
 
 
 def _memory_bytes() -> int:
@@ -272,16 +333,21 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             priors: Mapping[str, float] | None = None, alpha: bool = False, calib_n: int = 16, calib_length: int = 512,
             veto_db: float = 9.0, seed: int = 0, progress: bool = True, stats: dict | None = None,
             resume=None, checkpoint_seconds: float = 30.0, trust_remote_code: bool = False,
-            grad_bytes: int = GRAD_BYTES) -> Profile:
+            grad_bytes: int = GRAD_BYTES, folds: int = FOLDS,
+            first_order_weight: float = FIRST_ORDER_WEIGHT) -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
     every `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in
     it. `trust_remote_code`: let the folder's own Python code run while loading (see `load`). The `fisher` mode keeps
-    the model in memory, runs at its dtype (fp32 on a CPU) and holds at most `grad_bytes` of Fisher accumulators."""
+    the model in memory, runs at its dtype (fp32 on a CPU) and holds at most `grad_bytes` of Fisher accumulators;
+    `taylor` adds `first_order_weight` x the text's first-order term to it (and so measures `fisher` too), from `folds`
+    groups of windows."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes:
         raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
+    if 'taylor' in modes and 'fisher' not in modes: modes += ('fisher',)  # taylor = fisher + the first-order term
+    taylor = 'taylor' in modes
     m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True,
                              trust_remote_code=trust_remote_code)
     require_unquantized(m, str(model))
@@ -290,7 +356,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     n_layers = 1 + max((t.layer for t in ts if t.layer is not None), default=0)
     meta = {'model': str(model), 'model_path': str(path), 'model_hash': model_hash(path), 'dtype': dtype,
             'fixed_bytes': fixed_bytes(m, dtype), 'n_params': parameter_count(m), 'n_layers': n_layers,
-            'settings': _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed),
+            'settings': _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed, folds,
+                                  first_order_weight),
             # tensors whose input dimension no group size divides: they can only stay at 16 bits
             'unquantizable': [t.name for t in ts if not any(c.quantized for c in t.configs(extended))]}
     kept = kept_floats(m)       # floats mlx-lm's rule keeps as loaded (a router's correction bias): their own bytes
@@ -302,18 +369,24 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         )
     key = {'model_hash': meta['model_hash'], 'settings': meta['settings'], 'tensors': [t.name for t in ts]}
     done = _read_partial(resume, key) if resume else {}
-    chan, alphas, fisher, slices = {}, {}, {}, []
+    chan, alphas, fisher, grads, slices = {}, {}, {}, {}, []
     if 'activation' in modes or alpha or 'fisher' in modes:
         _check_memory(meta['n_params'], ts, dtype, grad_bytes if 'fisher' in modes else 0)
+        if taylor and not math.isfinite(first_order_weight):
+            raise ValueError(f'first_order_weight must be a finite number, got {first_order_weight!r}')
+        if taylor and not 1 <= folds <= calib_n:
+            raise ValueError(f'folds must be between 1 and calib_n ({calib_n}), got {folds}')
         wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
         if mx.default_device() == mx.cpu: to_fp32(m)  # the same weights; bf16 matmuls are slow on a CPU
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
     if 'fisher' in modes:
         # consecutive tensors whose fp32 accumulators fit grad_bytes (a bigger one alone): one pass per slice
-        slices = group_shards([(t.name, 4 * t.numel) for t in ts if t.name not in done], grad_bytes)
+        per = 4 * (1 + (folds if taylor else 0))  # fp32 bytes per weight: the Fisher, and each fold's gradient
+        slices = group_shards([(t.name, per * t.numel) for t in ts if t.name not in done], grad_bytes)
         meta['fisher'] = {'distribution': 'model', 'windows': int(wins.shape[0]), 'tokens': int(wins[:, 1:].size),
                           'passes': len(slices)}
+        if taylor: meta['taylor'] = {'gradient': 'text', 'folds': int(folds), 'first_order_weight': first_order_weight}
     mods = dict(m.named_modules())
     rows, n_w, t0, saved_at = {}, 0, time.perf_counter(), time.monotonic()
     bar = tqdm(ts, desc='profile', unit='tensor', disable=not progress)
@@ -333,8 +406,10 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             )
         cs = t.configs(extended)
         if slices and t.name not in fisher:  # the next slice's Fisher: one pass over the windows
-            fisher = fisher_diagonal(m, wins, slices.pop(0), seed=seed, progress=progress)
-        errs = tensor_errors(w, cs, dtype, chan.get(t.name), fisher.pop(t.name, None))
+            names = slices.pop(0)
+            fisher = fisher_diagonal(m, wins, names, seed=seed, progress=progress)
+            if taylor: grads = text_gradients(m, wins, names, folds, progress=progress)
+        errs = tensor_errors(w, cs, dtype, chan.get(t.name), fisher.pop(t.name, None), grads.pop(t.name, None))
         p = prior(t, n_layers, priors)
         rows[t.name] = []
         for c in cs:
@@ -355,6 +430,9 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
                     'd_weight': dw,
                     **({'d_activation': errs[c].get('activation', dw)} if 'activation' in modes else {}),
                     **({'d_fisher': errs[c]['fisher']} if 'fisher' in modes else {}),
+                    **({'d_taylor': errs[c]['fisher'] + first_order_weight * errs[c]['first_order'],
+                        'first_order': errs[c]['first_order'], 'first_order_se': errs[c]['first_order_se']}
+                       if taylor else {}),
                     'sqnr': sq,
                     'prior': p,
                     'alpha': alphas.get(t.name, 1.0),
@@ -373,6 +451,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts), resumed=len(done))
     cols = ['tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes', 'd_weight',
             *(['d_activation'] if 'activation' in modes else []), *(['d_fisher'] if 'fisher' in modes else []),
+            *(['d_taylor', 'first_order', 'first_order_se'] if taylor else []),
             'sqnr', 'prior', 'alpha', 'vetoed']
     return Profile(pd.DataFrame([r for t in ts for r in rows[t.name]], columns=cols), meta)
 
