@@ -10,9 +10,9 @@ same WikiText-2 windows (seed 42, --n x --length tokens, the fast fp32 path). Pr
 bytes, corpus and median PPL, the share of the unquantized-to-uniform gap recovered
     recovered = (PPL_uniform - PPL_RAM) / (PPL_uniform - PPL_unquantized)
 (on the corpus PPL and on the median), and the paired Wilcoxon signed-rank p-value of RAM against
-uniform on the per-window log-PPL. Scores are kept in RUNS/<model>/cache (the condition cache the
-paper templates use), so a stopped run resumes and reruns are instant. The table is written to
-RUNS/<model>/loss_scale.{md,json}.
+uniform on the per-window log-PPL. Scores are kept in the condition cache the paper templates use
+(`ram.reproduce.condition_cache`, outside the checkout), so a stopped run resumes, a fresh clone
+reuses it, and reruns are instant. The table is written to RUNS/<model>/loss_scale.{md,json}.
 """
 import argparse
 import json
@@ -44,7 +44,7 @@ def main():
     from ram.baselines import dynamic_plan, recipe_plan, uniform_plan
     from ram.metrics import gap_recovered, paired
     from ram.profiler import cached_profile
-    from ram.reproduce import cached_ppl, model_slug
+    from ram.reproduce import cached_ppl, condition_cache, model_slug
     from ram.scoring import get_protocol
 
     t0 = time.perf_counter()
@@ -52,7 +52,7 @@ def main():
     prof, ppath = cached_profile(a.model, modes=modes, calib_n=a.calib_n, calib_length=a.calib_length)
     print(f'profile: {ppath.name} ({time.perf_counter() - t0:.0f} s)', flush=True)
     runs = Path(a.runs) / model_slug(a.model)
-    cache = runs / 'cache'
+    cache = condition_cache(a.model)
     proto = get_protocol('quick' if (a.n, a.length) == (16, 2048) else 'paper', a.n, a.length, 42)
     base = cached_ppl(a.model, None, proto, cache, 'unquantized')
     rows = []
