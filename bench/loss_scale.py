@@ -1,7 +1,7 @@
 """Issue 15's measurement: every distortion mode against uniform at exactly uniform's bytes, paired on the same windows.
 
-    python bench/loss_scale.py [--model reference] [--n 16] [--modes weight activation fisher]
-                               [--at 4b-g64 4b-g32] [--default fisher --default-at 3b-g64 5b-g64]
+    python bench/loss_scale.py [--model reference] [--n 16] [--modes weight activation fisher taylor]
+                               [--at 4b-g64 4b-g32] [--default taylor --default-at 3b-g64 5b-g64]
                                [--calib-n 16] [--runs runs]
 
 For each uniform config U in --at (and, for the --default mode only, in --default-at): U's exact
@@ -25,9 +25,9 @@ def main():
     p.add_argument('--model', default='reference')
     p.add_argument('--n', type=int, default=16, help='windows (default 16, the quick protocol)')
     p.add_argument('--length', type=int, default=2048)
-    p.add_argument('--modes', nargs='+', default=['weight', 'activation', 'fisher'])
+    p.add_argument('--modes', nargs='+', default=['weight', 'activation', 'fisher', 'taylor'])
     p.add_argument('--at', nargs='+', default=['4b-g64', '4b-g32'], help='uniform configs whose bytes every mode gets')
-    p.add_argument('--default', default='fisher', help='the mode also run at --default-at')
+    p.add_argument('--default', default='taylor', help='the mode also run at --default-at')
     p.add_argument('--default-at', nargs='*', default=['3b-g64', '5b-g64'])
     p.add_argument('--calib-n', type=int, default=16)
     p.add_argument('--calib-length', type=int, default=512)
@@ -49,7 +49,8 @@ def main():
 
     t0 = time.perf_counter()
     modes = tuple(dict.fromkeys(['weight', *a.modes, a.default]))
-    prof, ppath = cached_profile(a.model, modes=modes, calib_n=a.calib_n, calib_length=a.calib_length)
+    measured = tuple(m for m in modes if not (m == 'fisher' and 'taylor' in modes))  # taylor measures fisher too
+    prof, ppath = cached_profile(a.model, modes=measured, calib_n=a.calib_n, calib_length=a.calib_length)
     print(f'profile: {ppath.name} ({time.perf_counter() - t0:.0f} s)', flush=True)
     runs = Path(a.runs) / model_slug(a.model)
     cache = condition_cache(a.model)

@@ -618,7 +618,7 @@ def synthetic_table(
 # %% ../nbs/03_allocator.ipynb #cae415b4
 def plan_budgets(profile, budgets, mode: str | None = None, method: str = 'RAM') -> list:
     """One RAM plan per budget from a `ram.core.Profile`, allocated on the `mode` distortion column (default: the
-    profile's `default_mode`: fisher when measured, else weight)."""
+    profile's `default_mode`: taylor when measured, else fisher, else weight)."""
     mode = mode or profile.default_mode
     bs = parse_budgets(budgets)
     table = profile.allocation_table(mode)

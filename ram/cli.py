@@ -210,7 +210,8 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument(
         '--mode',
         default=None,
-        help='Which distortion column to allocate on (default: fisher when the profile has it, else weight).',
+        help='Which distortion column to allocate on (default: taylor when the profile has it, else fisher, else '
+        'weight).',
     )
     pa.add_argument('-o', '--out', default='plans', help='Folder for plan-<budget>.json files (default: plans).')
     pa.add_argument('--overwrite', action='store_true', help='Replace plan files that exist in OUT.')
@@ -388,7 +389,7 @@ def _plan_table(plans) -> str:
         w = p.group_bytes(keep='16b')
         tot = sum(w.values())
         share = ' '.join(f'{k}:{100 * v / tot:.0f}%' for k, v in sorted(w.items()))
-        pct = lambda bound: 100 * (p.total_D - bound) / p.total_D if p.total_D else 0.0
+        pct = lambda bound: 100 * (p.total_D - bound) / abs(p.total_D) if p.total_D else 0.0  # taylor's D may be < 0
         lagr = p.extra.get('lagrangian_bound', p.dual_bound)  # the plain dual bound; the tightened one is `dual_bound`
         rows.append(
             f'{p.budget:>12} {p.total_bytes:>14,} {p.total_bytes / GB:>9.4f} {p.bpw:>7.3f} {p.total_D:>11.5g} '

@@ -32,13 +32,13 @@ import ram
 
 # %% auto #0
 __all__ = ['AFFINE_BITS', 'AFFINE_GROUPS', 'FP_MODES', 'KEEP_BITS', 'KEEP', 'DTYPE_BYTES', 'GB', 'BUDGET_FORMS', 'MAX_BUDGET',
-           'MODEL_FOLDER_FILES', 'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'PROFILE_COLUMNS', 'LOSS_MODES',
-           'DEFAULT_MODE', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize', 'tensor_bytes',
-           'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file', 'git_commit',
-           'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder', 'local_inputs',
-           'check_output_file', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock', 'recover_output',
-           'validate_plan', 'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash', 'cache_dir',
-           'natural_key', 'shard_names', 'group_shards', 'check_disk']
+           'MODEL_FOLDER_FILES', 'PROFILE_SCHEMA', 'PLAN_SCHEMA', 'MAX_PARAMS', 'SIGNED_MODES', 'PROFILE_COLUMNS',
+           'LOSS_MODES', 'DEFAULT_MODE', 'QuantConfig', 'candidates', 'feasible', 'feasible_configs', 'itemsize',
+           'tensor_bytes', 'bits_per_weight', 'model_bytes', 'Budget', 'parse_budget', 'parse_budgets', 'sha256_file',
+           'git_commit', 'provenance', 'dumps', 'safe_path_component', 'is_model_folder', 'check_output_folder',
+           'local_inputs', 'check_output_file', 'write_atomic', 'atomic_folder', 'OutputLocked', 'output_lock',
+           'recover_output', 'validate_plan', 'validate_profile', 'Profile', 'TensorChoice', 'Plan', 'model_hash',
+           'cache_dir', 'natural_key', 'shard_names', 'group_shards', 'check_disk']
 
 # %% ../nbs/00_core.ipynb #e41c54e7
 AFFINE_BITS = (2, 3, 4, 5, 6, 8)
@@ -665,6 +665,9 @@ def _profile_settings(field: str, s) -> Mapping:
     return s
 
 
+SIGNED_MODES = ('taylor',)  # modes whose D may be negative: quantizing can move a weight towards lower text loss
+
+
 def validate_plan(d) -> Mapping:
     """Check every field of a plan (the dict of a `ram.plan/1` file) for type and range, before anything uses it, and
     return it; else raise `ValueError` naming the field, its value and what is valid. Nothing is coerced (bits 4.7 is
@@ -684,8 +687,9 @@ def validate_plan(d) -> Mapping:
         try: parse_budget(budget)
         except ValueError as e: raise ValueError(f'budget is {_show(budget)}, which a plan with budget_bytes must '
                                                  f'name: {e}') from None
+    lo = -math.inf if d.get('mode') in SIGNED_MODES else 0.0  # a distortion that may be negative
     for k in ('lambda', 'dual_bound', 'gap', 'total_D', 'bpw'):
-        if d.get(k) is not None: _number(k, d[k], 0.0 if k in ('total_D', 'bpw') else -math.inf)
+        if d.get(k) is not None: _number(k, d[k], lo if k == 'total_D' else 0.0 if k == 'bpw' else -math.inf)
     extra = _object('extra', d.get('extra', {}))
     _profile_settings('extra.profile_settings', extra.get('profile_settings', {}))
     tensors = _object('tensors', d['tensors'])
@@ -697,8 +701,8 @@ def validate_plan(d) -> Mapping:
         _keys(where, _object(where, t), _CHOICE_KEYS, ('bits', 'bytes'))
         _config(t, lambda k: f'{where}.{k}', where)
         total += _integer(f'{where}.bytes', t['bytes'])
-        _number(f'{where}.d', t.get('d', 0.0), 0.0)
-        total_D += _number(f'{where}.D', t.get('D', 0.0), 0.0)
+        _number(f'{where}.d', t.get('d', 0.0), lo)
+        total_D += _number(f'{where}.D', t.get('D', 0.0), lo)
     if 'total_bytes' in d and _integer('total_bytes', d['total_bytes']) != total:
         raise ValueError(f"total_bytes is {d['total_bytes']:,}, which does not match its tensors: fixed_bytes and "
                          f"their bytes add up to {total:,}")
@@ -838,7 +842,7 @@ def _read_json(path, what: str, schema: str) -> dict:
 
 
 LOSS_MODES = ('fisher', 'taylor')  # distortion modes measured in the model's loss (nats per token): D = d
-DEFAULT_MODE = 'fisher'  # the mode allocated on when a profile has it (chosen by the instrument in 02_profiler)
+DEFAULT_MODE = 'taylor'  # the mode allocated on when a profile has it (chosen by measurement in 02_profiler)
 
 
 @dataclass(frozen=True)
@@ -858,8 +862,8 @@ class Profile:
 
     @property
     def default_mode(self) -> str:
-        "`DEFAULT_MODE` when the profile measured it, else the data-free `weight` mode."
-        return DEFAULT_MODE if DEFAULT_MODE in self.modes else 'weight'
+        "`DEFAULT_MODE` when the profile measured it, else `fisher` (a profile made before taylor), else `weight`."
+        return next((m for m in (DEFAULT_MODE, 'fisher') if m in self.modes), 'weight')
 
     def allocation_table(self, mode: str = 'weight'):
         """Rows the allocator may choose (vetoed configs dropped) with `D = prior * alpha * d_<mode>`, or `D = d_<mode>`
@@ -936,8 +940,8 @@ class Plan:
 
     @property
     def rel_gap(self) -> float | None:
-        "The certificate's gap as a share of the plan's D (0 when D is 0); None without a dual bound."
-        return None if self.dual_bound is None else (self.gap / self.total_D if self.total_D > 0 else 0.0)
+        "The certificate's gap as a share of the plan's |D| (0 when D is 0); None without a dual bound."
+        return None if self.dual_bound is None else (self.gap / abs(self.total_D) if self.total_D else 0.0)
 
     @property
     def bpw(self) -> float: return 8 * self.total_bytes / self.n_params

@@ -179,8 +179,9 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
         rows.append(_row('profile', 'weight', peak, 0, s.quantizable * n_cfg / WEIGHT_CONFIGS_PER_S, peak <= have))
         for m in (m for m in modes if m != 'weight'):
             per = 2 if gpu else 4
-            acc = 4 * (1 + (FOLDS if m == 'taylor' else 0)) * s.quantizable  # Fisher (+ each fold's gradient)
-            peak = PROCESS_BYTES + per * s.n_params + 2 * min(GRAD_BYTES, acc) + window_bytes(s, 512, per)
+            k = 1 + (FOLDS if m == 'taylor' else 0)  # fp32 accumulators per weight: the Fisher (+ each fold's gradient)
+            acc = min(GRAD_BYTES, 4 * k * s.quantizable)   # one slice's accumulators, and its gradient beside them
+            peak = PROCESS_BYTES + per * s.n_params + acc + acc // k + window_bytes(s, 512, per)
             passes = 2 if m == 'taylor' else 1  # taylor: a second backward pass, on the text's own tokens
             secs = passes * 16 * 512 * 3 * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
             rows.append(_row('profile', m, peak, 0, secs, peak <= have,

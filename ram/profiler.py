@@ -264,7 +264,7 @@ def text_gradients(model: nn.Module, wins: np.ndarray, names: Sequence[str] | No
     ntok = [len(range(k, len(wins), folds)) * (wins.shape[1] - 1) for k in range(folds)]
     return {n: [acc[k][n] / ntok[k] for k in range(folds)] for n in names}
 
-# %% ../nbs/02_profiler.ipynb #bbff2535
+# %% ../nbs/02_profiler.ipynb #b963b34b
 FIRST_ORDER_WEIGHT = 0.5  # beta: the weight of the first-order term in D_taylor (measured, see above)
 
 # %% ../nbs/02_profiler.ipynb #4dcb2e39

@@ -21,14 +21,14 @@ def test_convert_writes_a_folder_mlx_lm_loads_with_its_card(tiny, tmp_path, monk
     out = tmp_path / 'out'
     assert main(['convert', str(tiny), '--budget', '4.5bpw', '-o', str(out)]) == 0
     printed = capsys.readouterr().out
-    assert 'profiled: ' in printed and 'allocated on the fisher distortion' in printed
+    assert 'profiled: ' in printed and 'allocated on the taylor distortion' in printed
     plan = json.loads((out / 'ram_plan.json').read_text())
     assert safetensors_payload(out) == plan['total_bytes'] <= plan['budget_bytes']
     assert f"{plan['total_bytes']:,} bytes of weights" in printed and '4.5bpw' in printed
     model, tok = mlx_lm.load(str(out))                                   # stock mlx-lm loads it
     card = (out / 'README.md').read_text()
     assert card.startswith('---\nlibrary_name: mlx\n')
-    for text in ('4.5bpw', f"{plan['total_bytes']:,} bytes", f"{plan['bpw']:.3f} bits per weight", 'fisher',
+    for text in ('4.5bpw', f"{plan['total_bytes']:,} bytes", f"{plan['bpw']:.3f} bits per weight", 'taylor',
                  'dual lower bound', 'ram_plan.json', 'Share of each config (of the weights)'):
         assert text in card, text
     # a second convert at another budget reuses the profile
@@ -41,7 +41,7 @@ def test_convert_dry_run_and_refusals_run_nothing(tiny, tmp_path, monkeypatch, c
     assert main(['convert', str(tiny), '--budget', '16GB', '-o', str(tmp_path / 'o'), '--dry-run',
                  '--upload-repo', 'me/tiny']) == 0
     out = capsys.readouterr().out
-    assert '1. profile (weight, fisher): measure' in out and "upload" in out and 'me/tiny' in out
+    assert '1. profile (weight, taylor): measure' in out and "upload" in out and 'me/tiny' in out
     assert not (tmp_path / 'o').exists() and not (tmp_path / 'cache' / 'profiles').exists()
     assert main(['convert', 'Qwen/Qwen3-30B-A3B', '--budget', '16GB', '-o', str(tmp_path / 'q'), '--dry-run']) == 0
     assert 'download the model, then' in capsys.readouterr().out      # a hub id: nothing is downloaded by a dry run

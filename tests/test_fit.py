@@ -55,7 +55,7 @@ def test_qwen3_moe_on_a_64gb_mac(models):
     assert r['ppl unquantized'].startswith('skipped') and r['eval unquantized'].startswith('skipped')
     assert r['ppl mlx-lm dynamic'].startswith('skipped')
     assert r['ppl RAM 16GB'] == r['ppl RAM @4b-g64'] == r['ppl uniform 4b-g64'] == 'yes'
-    assert r['profile weight'] == 'yes' and r['profile fisher'] == 'DOES NOT FIT'
+    assert r['profile weight'] == 'yes' and r['profile taylor'] == 'DOES NOT FIT'
     peak = df.set_index(['step', 'condition'])['peak (GB)']
     assert 16 < peak['ppl', 'RAM 16GB'] < 16 * 1.25 + 1.5          # its quantized size plus a working set
     # fp32 scoring would hold the dense copy: about 122 GB on top of the 16 GB folder
@@ -103,7 +103,7 @@ def test_dry_runs_of_every_command(models, tmp_path, capsys, monkeypatch):
     assert 'eval     RAM 64GB' in out
     assert main(['profile', scout, '--dry-run']) == 0
     out = capsys.readouterr().out
-    assert 'profile  fisher' in out and 'DOES NOT FIT' in out and 'ppl' not in out.split('\n', 1)[1]
+    assert 'profile  taylor' in out and 'DOES NOT FIT' in out and 'ppl' not in out.split('\n', 1)[1]
     assert main(['ppl', scout, '--dry-run', '--protocol', 'paper']) == 0
     assert 'ppl      unquantized' in capsys.readouterr().out
     # a plan file for a quantize or a scored condition: its own bytes
