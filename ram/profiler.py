@@ -58,7 +58,7 @@ from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32,
 
 
 # %% auto #0
-__all__ = ['BLOCK_BYTES', 'PRIORS', 'FIRST_ORDER_WEIGHT', 'SQNR_CAP', 'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'FOLDS',
+__all__ = ['BLOCK_BYTES', 'PRIORS', 'FOLDS', 'FIRST_ORDER_WEIGHT', 'SQNR_CAP', 'MODES', 'DEFAULT_MODES', 'GRAD_BYTES',
            'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior', 'input_channel_stats', 'calibrate_alpha',
            'fisher_diagonal', 'text_gradients', 'profile', 'profile_path', 'partial_path', 'clear_leftovers',
            'profile_to', 'cached_profile', 'base_log_probs', 'kl_to_base', 'quantized_kl', 'instrument_pairs',
@@ -193,12 +193,16 @@ def calibrate_alpha(model: nn.Module, wins: np.ndarray, eps: float = 5e-3, seed:
     return out
 
 # %% ../nbs/02_profiler.ipynb #a394fe09
-def _grad_names(model: nn.Module, names) -> list[str]:
+FOLDS = 8  # groups of calibration windows the taylor mode's first-order term is averaged over (its standard error)
+
+
+def _grad_weights(model: nn.Module, names) -> dict[str, mx.array]:
+    "The weight of each tensor in `names` (default: every quantizable tensor), by name; an error names any missing."
     mods = dict(model.named_modules())
     names = [t.name for t in quantizable_tensors(model)] if names is None else list(names)
     missing = [n for n in names if n not in mods or not hasattr(mods[n], 'weight')]
     if missing: raise ValueError(f'no weight to take a gradient of at {missing[:3]}; valid: quantizable tensor names')
-    return names
+    return {n: mods[n].weight for n in names}
 
 
 def _weight_grads(model: nn.Module, wins: np.ndarray, names: Sequence[str], loss, seed: int, desc: str,
@@ -223,14 +227,15 @@ def fisher_diagonal(model: nn.Module, wins: np.ndarray, names: Sequence[str] | N
     """Per-token diagonal Fisher (fp32) of the weight of each tensor in `names` (default: every quantizable tensor):
     squared gradients of the NLL of labels drawn from the model's own predictive distribution, summed over the windows
     `wins` and divided by the number of predicted tokens. Only these weights get gradients."""
-    names = _grad_names(model, names)
+    ws = _grad_weights(model, names)
+    names = list(ws)
 
     def loss(mdl, x, _y, key):
         logits = mdl(x).astype(mx.float32)
         y = mx.random.categorical(mx.stop_gradient(logits), key=key)  # labels from the model's own distribution
         return nn.losses.cross_entropy(logits, y, reduction='sum')
 
-    acc = {n: mx.zeros(p.shape, mx.float32) for n, p in _weights(model, names).items()}
+    acc = {n: mx.zeros(p.shape, mx.float32) for n, p in ws.items()}
     for _, g in _weight_grads(model, wins, names, loss, seed, 'fisher', progress):
         for n in names: acc[n] = acc[n] + mx.square(g[n])
         mx.eval(list(acc.values()))
@@ -238,25 +243,21 @@ def fisher_diagonal(model: nn.Module, wins: np.ndarray, names: Sequence[str] | N
     return {n: a / ntok for n, a in acc.items()}
 
 
-def _weights(model: nn.Module, names: Sequence[str]) -> dict[str, mx.array]:
-    mods = dict(model.named_modules())
-    return {n: mods[n].weight for n in names}
-
-
-def text_gradients(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None, folds: int = 8,
+def text_gradients(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None, folds: int = FOLDS,
                    progress: bool = True) -> dict[str, list[mx.array]]:
     """Per-token gradient (fp32) of the NLL of the text's own next tokens with respect to the weight of each tensor in
     `names` (default: every quantizable tensor), in `folds` interleaved groups of the windows (window i in group
     i % folds), each divided by its own tokens: their mean is the gradient over all windows, their spread gives its
     standard error. Only these weights get gradients."""
-    names = _grad_names(model, names)
+    ws = _grad_weights(model, names)
+    names = list(ws)
     if not 1 <= folds <= len(wins):
         raise ValueError(f'folds must be between 1 and the number of windows ({len(wins)}), got {folds}')
 
     def loss(mdl, x, y, _key):
         return nn.losses.cross_entropy(mdl(x).astype(mx.float32), y, reduction='sum')
 
-    acc = [{n: mx.zeros(p.shape, mx.float32) for n, p in _weights(model, names).items()} for _ in range(folds)]
+    acc = [{n: mx.zeros(p.shape, mx.float32) for n, p in ws.items()} for _ in range(folds)]
     for i, g in _weight_grads(model, wins, names, loss, 0, 'gradient', progress):
         a = acc[i % folds]
         for n in names: a[n] = a[n] + g[n]
@@ -272,7 +273,6 @@ SQNR_CAP = 999.0  # dB reported for an exact (zero-error) config
 MODES = ('weight', 'activation', 'fisher', 'taylor')
 DEFAULT_MODES = ('weight', DEFAULT_MODE)  # what `ram profile` and the paper templates measure
 GRAD_BYTES = 1 << 32  # fp32 Fisher (and gradient) accumulators held at once (4 GiB): more take more passes
-FOLDS = 8  # groups of calibration windows the taylor mode's first-order term is averaged over (its standard error)
 
 
 PROFILER_VERSION = 4  # bump when a change alters measured values, so cached profiles are not reused
