@@ -359,7 +359,7 @@ def cmd_profile(args):
     if args.dry_run: return print(dry_run_report(args.model, modes=tuple(args.mode), steps=('profile',)))
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed,
-                    **({'folds': args.folds} if 'taylor' in args.mode else {}))
+                    folds=args.folds)  # recorded in the settings only for taylor
     stats = {}
     trust = args.trust_remote_code
     if args.out is not None:  # resumes from the checkpoint a stopped run left beside OUT
