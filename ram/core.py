@@ -734,8 +734,9 @@ _CELL = {'tensor': _module_path, 'kind': _text, 'layer': lambda f, v: _integer(f
          'numel': lambda f, v: _integer(f, v, 1, MAX_PARAMS), 'config': _text, 'bytes': _integer, 'sqnr': _number,
          'prior': lambda f, v: _number(f, v, 0.0, above=True), 'alpha': lambda f, v: _number(f, v, 0.0, above=True),
          'vetoed': _flag, 'bits': lambda f, v: v, 'group_size': lambda f, v: v, 'mode': lambda f, v: v,
-         # the taylor mode's first-order term takes either sign, and so may its D
-         'first_order': _number, 'first_order_se': lambda f, v: _number(f, v, 0.0), 'd_taylor': _number}
+         # the first-order term takes either sign, and so may the D of a signed mode
+         'first_order': _number, 'first_order_se': lambda f, v: _number(f, v, 0.0),
+         **{f'd_{m}': _number for m in SIGNED_MODES}}
 
 
 def _check_meta(meta: Mapping):
