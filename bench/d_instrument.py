@@ -1,7 +1,7 @@
 """Which D to trust: each distortion mode's prediction against the KL measured when quantizing.
 
     python bench/d_instrument.py [--model reference] [--pairs 64] [--held-n 4] [--held-length 512]
-                                 [--modes weight activation fisher] [--calib-n 16] [--runs runs]
+                                 [--modes weight activation fisher taylor kl] [--calib-n 16] [--runs runs]
 
 1. Single tensors: `--pairs` (tensor, config) pairs spread over roles, layers and bit-widths
    (`ram.profiler.instrument_pairs`), each quantized alone; the mean per-token KL to the base model
@@ -9,8 +9,9 @@
    beside each mode's predicted D; Spearman rank correlation per mode.
 2. Additivity: whole plans (uniform 4b-g64, 4b-g32, 3b-g64 and RAM on each mode at uniform 4b-g64's
    bytes): the sum of the predicted D against the measured KL of the plan.
-Writes RUNS/<model>/d_instrument.{csv,md,png}; the pair measurements are cached in
-RUNS/<model>/cache/instrument-*.json, so a stopped run resumes.
+Each mode's D comes from the cached profile that measured it (taylor's profile also gives fisher).
+Writes RUNS/<model>/d_instrument.{csv,md,png}; the measurements are cached outside the checkout
+(`ram.core.cache_dir()/instrument/<model>/`), so a stopped run resumes and a fresh clone reuses them.
 """
 import argparse
 import hashlib
@@ -34,7 +35,7 @@ def main():
     p.add_argument('--pairs', type=int, default=64)
     p.add_argument('--held-n', type=int, default=4)
     p.add_argument('--held-length', type=int, default=512)
-    p.add_argument('--modes', nargs='+', default=['weight', 'activation', 'fisher'])
+    p.add_argument('--modes', nargs='+', default=['weight', 'activation', 'fisher', 'taylor', 'kl'])
     p.add_argument('--calib-n', type=int, default=16)
     p.add_argument('--calib-length', type=int, default=512)
     p.add_argument('--runs', default='runs')
@@ -48,7 +49,7 @@ def main():
 
     from ram.allocator import plan_budgets
     from ram.baselines import uniform_plan
-    from ram.core import QuantConfig
+    from ram.core import SIGNED_MODES, QuantConfig, cache_dir
     from ram.models import load
     from ram.profiler import (base_log_probs, cached_profile, instrument_pairs, instrument_summary, plot_instrument,
                               quantized_kl)
@@ -57,15 +58,21 @@ def main():
 
     t0 = time.perf_counter()
     modes = tuple(dict.fromkeys(['weight', *a.modes]))
-    prof, ppath = cached_profile(a.model, modes=modes, calib_n=a.calib_n, calib_length=a.calib_length)
+    profs = {}  # mode -> (profile, path): the profile that measured it (taylor's measures fisher too)
+    for md in sorted(modes, key=lambda x: x != 'taylor'):
+        if md not in profs:
+            pr = cached_profile(a.model, modes=('weight', md), calib_n=a.calib_n, calib_length=a.calib_length)
+            profs.update({x: pr for x in pr[0].modes if x in modes and x not in profs})
+    prof = profs['weight'][0]
     runs = Path(a.runs) / model_slug(a.model)
-    (runs / 'cache').mkdir(parents=True, exist_ok=True)
+    runs.mkdir(parents=True, exist_ok=True)
     m, tok = load(a.model)
     to_fp32(m)
     skip = max(64, a.calib_n)  # disjoint from the profile's calibration windows
     held = calibration_windows(corpus_tokens(tok), a.held_n, a.held_length, skip=skip)
     key = hashlib.sha256(json.dumps([prof.meta['model_hash'], held.tolist()]).encode()).hexdigest()[:12]
-    cache = runs / 'cache' / f'instrument-{key}.json'
+    cache = cache_dir() / 'instrument' / model_slug(a.model) / f'instrument-{key}.json'
+    cache.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(cache.read_text()) if cache.exists() else {}
     base = base_log_probs(m, held)
     dtype = prof.meta.get('dtype', 'bfloat16')
@@ -79,7 +86,7 @@ def main():
         return done[name]
 
     pairs = instrument_pairs(prof, n=a.pairs)
-    tabs = {md: prof.allocation_table(md).set_index(['tensor', 'config']) for md in modes}
+    tabs = {md: profs[md][0].allocation_table(md).set_index(['tensor', 'config']) for md in modes}
     rows = []
     for i, r in enumerate(pairs.itertuples()):
         k, dn = kl({r.tensor: QuantConfig.parse(r.config)}, f'{r.tensor}@{r.config}')
@@ -91,7 +98,7 @@ def main():
     # additivity: whole plans
     plans = {f'uniform {u}': uniform_plan(prof, u) for u in ('4b-g64', '4b-g32', '3b-g64')}
     ub = plans['uniform 4b-g64'].total_bytes
-    for md in modes: plans[f'RAM {md} @ uniform 4b-g64 bytes'] = plan_budgets(prof, [ub], mode=md)[0]
+    for md in modes: plans[f'RAM {md} @ uniform 4b-g64 bytes'] = plan_budgets(profs[md][0], [ub], mode=md)[0]
     add = []
     for name, pl in plans.items():
         cfg = {n: t.config for n, t in pl.tensors.items() if t.config.quantized}
@@ -109,9 +116,11 @@ def main():
     fig = plot_instrument(df, f'{model_slug(a.model)}: {len(df)} single-tensor pairs, {a.held_n} x {a.held_length} '
                               'held-out tokens')
     fig.savefig(runs / 'd_instrument.png', dpi=110)
+    names = sorted({pr[1].name for pr in profs.values()})
     lines = [f'{model_slug(a.model)}: instrument on {a.held_n} x {a.held_length} held-out calibration tokens '
-             f'(skip {skip}); profile {ppath.name} (calibration {a.calib_n} x {a.calib_length})', '',
-             'Single tensors (predicted D against measured KL):', '',
+             f'(skip {skip}); profiles {", ".join(names)} (calibration {a.calib_n} x {a.calib_length})', '',
+             'Single tensors (predicted D against measured KL; spearman_dnll: against the change of the text\'s NLL;'
+             f' signed modes ({", ".join(SIGNED_MODES)}): their ratio is to the NLL change):', '',
              _md(summ.reset_index()), '', 'Whole plans (sum of predicted D against measured KL):', '',
              _md(add), '',
              'Spearman over plans (KL): ' + ', '.join(f'{md} {v:.2f}' for md, v in rho_add.items()), '',

@@ -170,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f'Distortion modes to measure (default: {" ".join(DEFAULT_MODES)}). fisher: the predicted KL to the base '
         'model, in nats per token, from a diagonal Fisher (forward and backward passes over the calibration windows; '
         'the whole model in memory). taylor: fisher plus the first-order change of the text\'s own NLL (a second '
-        'backward pass; also measures fisher). weight alone streams one tensor at a time.',
+        'backward pass; also measures fisher). kl: the KL to the base per unit relative error of each tensor, '
+        'measured by noise (forward passes only; the whole model in memory). weight alone streams one tensor at a '
+        'time.',
     )
     pp.add_argument('--folds', type=_int_at_least(1), default=FOLDS,
                     help=f'Groups of calibration windows the taylor mode averages its first-order term over, for its '
@@ -422,7 +424,8 @@ def cmd_allocate(args):
 def _print_plans(plans, mode: str):
     "What `ram allocate` and `ram convert` print of their plans: the distortion allocated on, then the plans' table."
     unit = {'fisher': ' (predicted KL to the base, nats/token)',
-            'taylor': " (predicted change of the text's NLL, nats/token)"}.get(mode, '')
+            'taylor': " (predicted change of the text's NLL, nats/token)",
+            'kl': ' (KL slope x relative error: predicted KL to the base, nats/token)'}.get(mode, '')
     print(f'allocated on the {mode} distortion{unit}')
     print(_plan_table(plans))
 

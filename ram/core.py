@@ -717,7 +717,8 @@ def validate_plan(d) -> Mapping:
 
 # %% ../nbs/00_core.ipynb #de8bc9e1
 PROFILE_COLUMNS = ('tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes',
-                   'sqnr', 'prior', 'alpha', 'vetoed', 'first_order', 'first_order_se')  # and a d_<mode> per mode
+                   'sqnr', 'prior', 'alpha', 'vetoed', 'first_order', 'first_order_se', 'kl_slope',
+                   'kl_slope_se')  # and a d_<mode> per mode
 _PROFILE_REQUIRED = ('tensor', 'kind', 'config', 'bits', 'group_size', 'mode', 'bytes', 'numel', 'd_weight', 'sqnr',
                      'prior', 'alpha', 'vetoed')
 _PER_TENSOR = ('kind', 'layer', 'shape', 'numel', 'prior', 'alpha')  # the same in every row of a tensor
@@ -736,6 +737,7 @@ _CELL = {'tensor': _module_path, 'kind': _text, 'layer': lambda f, v: _integer(f
          'vetoed': _flag, 'bits': lambda f, v: v, 'group_size': lambda f, v: v, 'mode': lambda f, v: v,
          # the first-order term takes either sign, and so may the D of a signed mode
          'first_order': _number, 'first_order_se': lambda f, v: _number(f, v, 0.0),
+         'kl_slope': _number,  # as measured: a slope that is not measured (kl mode) may be negative
          **{f'd_{m}': _number for m in SIGNED_MODES}}
 
 
@@ -842,7 +844,7 @@ def _read_json(path, what: str, schema: str) -> dict:
     return obj
 
 
-LOSS_MODES = ('fisher', 'taylor')  # distortion modes measured in the model's loss (nats per token): D = d
+LOSS_MODES = ('fisher', 'taylor', 'kl')  # distortion modes measured in the model's loss (nats per token): D = d
 DEFAULT_MODE = 'taylor'  # the mode allocated on when a profile has it (chosen by measurement in 02_profiler)
 
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ram.core import (
     DEFAULT_MODE,
     LOSS_MODES,
+    SIGNED_MODES,
     Profile,
     QuantConfig,
     cache_dir,
@@ -58,11 +59,12 @@ from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32,
 
 
 # %% auto #0
-__all__ = ['BLOCK_BYTES', 'PRIORS', 'FOLDS', 'FIRST_ORDER_WEIGHT', 'SQNR_CAP', 'MODES', 'DEFAULT_MODES', 'GRAD_BYTES',
-           'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior', 'input_channel_stats', 'calibrate_alpha',
-           'fisher_diagonal', 'text_gradients', 'profile', 'profile_path', 'partial_path', 'clear_leftovers',
-           'profile_to', 'cached_profile', 'base_log_probs', 'kl_to_base', 'quantized_kl', 'instrument_pairs',
-           'instrument', 'instrument_summary', 'plot_instrument']
+__all__ = ['BLOCK_BYTES', 'PRIORS', 'FOLDS', 'FIRST_ORDER_WEIGHT', 'KL_LEVELS', 'KL_WINDOWS', 'SQNR_CAP', 'MODES',
+           'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
+           'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'text_gradients', 'base_log_probs',
+           'kl_to_base', 'quantized_kl', 'slope_fit', 'slope_measured', 'kl_slopes', 'profile', 'profile_path',
+           'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'instrument_pairs', 'instrument',
+           'instrument_summary', 'plot_instrument']
 
 # %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -201,7 +203,7 @@ def _grad_weights(model: nn.Module, names) -> dict[str, mx.array]:
     mods = dict(model.named_modules())
     names = [t.name for t in quantizable_tensors(model)] if names is None else list(names)
     missing = [n for n in names if n not in mods or not hasattr(mods[n], 'weight')]
-    if missing: raise ValueError(f'no weight to take a gradient of at {missing[:3]}; valid: quantizable tensor names')
+    if missing: raise ValueError(f'no weight at {missing[:3]}; valid: quantizable tensor names')
     return {n: mods[n].weight for n in names}
 
 
@@ -268,9 +270,106 @@ def text_gradients(model: nn.Module, wins: np.ndarray, names: Sequence[str] | No
 # %% ../nbs/02_profiler.ipynb #b963b34b
 FIRST_ORDER_WEIGHT = 0.5  # beta: the weight of the first-order term in D_taylor (measured, see above)
 
+# %% ../nbs/02_profiler.ipynb #51f92198
+def base_log_probs(model: nn.Module, wins: np.ndarray) -> list[mx.array]:
+    "Next-token log-probabilities (fp32, one `(length-1, vocab)` array per window) of `model` as it is now."
+    out = []
+    for w in wins:
+        with cpu_attention():
+            lg = model(mx.array(w[None, :-1]))[0].astype(mx.float32)
+        lp = lg - mx.logsumexp(lg, axis=-1, keepdims=True)
+        mx.eval(lp)
+        out.append(lp)
+    return out
+
+
+def kl_to_base(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array], nll: bool = False):
+    """Mean per-token KL(base || model), nats, over `wins` (`base` from `base_log_probs` on the same windows). With
+    `nll`, also the mean change of the NLL of the text's own next tokens: `(kl, dnll)`."""
+    tot = dn = 0.0
+    for w, bp in zip(wins, base):
+        lq = base_log_probs(model, w[None])[0]
+        tot += float(mx.sum(mx.exp(bp) * (bp - lq)))
+        if nll:
+            y = mx.array(w[1:])[:, None]
+            dn += float(mx.sum(mx.take_along_axis(bp - lq, y, axis=-1)))
+    n = sum(len(b) for b in base)
+    return (tot / n, dn / n) if nll else tot / n
+
+
+def quantized_kl(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array], configs: Mapping[str, QuantConfig],
+                 dtype: str = 'bfloat16', nll: bool = False):
+    """`kl_to_base` (with `nll`: `(kl, dnll)`) with the tensors named in `configs` replaced by their dequantized
+    quantization (each cast to `dtype` first, as it ships); the weights are restored after."""
+    mods = dict(model.named_modules())
+    keep = {n: mods[n].weight for n in configs}
+    try:
+        for n, c in configs.items():
+            w = keep[n]
+            mods[n].weight = _deq(w.astype(getattr(mx, dtype)), c).astype(w.dtype)
+        return kl_to_base(model, wins, base, nll)
+    finally:
+        for n, w in keep.items(): mods[n].weight = w
+
+# %% ../nbs/02_profiler.ipynb #1879e8d8
+KL_LEVELS = (1e-3, 4e-3, 1.6e-2)  # relative errors |N|^2/|W|^2 of the kl mode's noise (4b-g64 is about 1e-2)
+KL_WINDOWS = 1  # the first this many calibration windows are the kl mode's: 2 x levels forward passes per tensor each
+
+
+def slope_fit(d, k) -> tuple[float, float, bool]:
+    """Least-squares slope through the origin of `k` (measured KL) on `d` (relative errors), its standard error from
+    the residuals, and whether it is measured (`slope_measured`); `(0, 0, False)` when a measurement is not finite."""
+    d, k = np.asarray(d, np.float64), np.asarray(k, np.float64)
+    if len(d) < 2 or not (np.all(np.isfinite(k)) and np.all(d > 0)): return 0.0, 0.0, False  # nothing to fit
+    dd = float(d @ d)
+    s = float(d @ k) / dd
+    se = math.sqrt(float(np.sum((k - s * d) ** 2)) / (len(d) - 1) / dd)
+    return s, se, slope_measured(s, se)
+
+
+def slope_measured(slope: float, se: float) -> bool:
+    "Whether a fitted KL slope counts as measured: finite, positive and more than two standard errors from zero."
+    return bool(math.isfinite(slope) and math.isfinite(se) and slope > 0 and slope > 2 * se)
+
+
+def _name_seed(name: str, seed: int) -> int:
+    "A seed for `name`'s noise that does not depend on which other tensors are measured (a resumed run: the same)."
+    return (int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) + 1_000_003 * seed) % (1 << 31)
+
+
+def kl_slopes(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None,
+              levels: Sequence[float] = KL_LEVELS, seed: int = 0, progress: bool = True) -> dict[str, tuple]:
+    """Per tensor of `names` (default: every quantizable tensor), `(slope, se)`: the slope of the mean per-token
+    KL(base || model) on `wins` in the relative error of that tensor's weight alone, and its standard error
+    (`slope_fit`). At each of `levels`, Gaussian noise `N` with `|N|^2 / |W|^2 = level` (seeded per tensor and level) is
+    added and subtracted, and the pair's mean KL is the measurement. The weights are restored after."""
+    ws = _grad_weights(model, names)
+    lv = [float(x) for x in levels]
+    if len(lv) < 2 or not all(math.isfinite(x) and 0 < x < 1 for x in lv):
+        raise ValueError(f'kl levels must be two or more relative errors between 0 and 1, got {list(levels)}')
+    mods = dict(model.named_modules())
+    base = base_log_probs(model, wins)
+    out = {}
+    for n, w in tqdm(ws.items(), desc='kl slope', unit='tensor', disable=not progress):
+        w32 = w.astype(mx.float32)
+        norm = float(mx.sum(w32 * w32))
+        k = []
+        for j, x in enumerate(lv):
+            noise = mx.random.normal(w.shape, key=mx.random.key(_name_seed(n, seed) + j))
+            dn = mx.sqrt(x * norm / mx.sum(noise * noise)) * noise
+            pair = []
+            for sign in (1, -1):
+                mods[n].weight = (w32 + sign * dn).astype(w.dtype)
+                pair.append(kl_to_base(model, wins, base))
+            mods[n].weight = w
+            k.append(sum(pair) / 2)
+        s, se, _ = slope_fit(lv, k)
+        out[n] = (s, se)
+    return out
+
 # %% ../nbs/02_profiler.ipynb #4dcb2e39
 SQNR_CAP = 999.0  # dB reported for an exact (zero-error) config
-MODES = ('weight', 'activation', 'fisher', 'taylor')
+MODES = ('weight', 'activation', 'fisher', 'taylor', 'kl')
 DEFAULT_MODES = ('weight', DEFAULT_MODE)  # what `ram profile` and the paper templates measure
 GRAD_BYTES = 1 << 32  # fp32 Fisher (and gradient) accumulators held at once (4 GiB): more take more passes
 
@@ -280,7 +379,7 @@ PARTIAL_SCHEMA = 'ram.profile-partial/1'
 
 
 def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed, folds=FOLDS,
-              first_order_weight=FIRST_ORDER_WEIGHT) -> dict:
+              first_order_weight=FIRST_ORDER_WEIGHT, kl_levels=KL_LEVELS, kl_windows=KL_WINDOWS) -> dict:
     s = {
         'profiler_version': PROFILER_VERSION,
         'modes': sorted(modes),
@@ -289,13 +388,33 @@ def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto
         'priors': {**PRIORS, **(priors or {})},
         'alpha': bool(alpha),
         'calibration': {'n': calib_n, 'length': calib_length, 'seed': seed}
-        if (alpha or 'activation' in modes or 'fisher' in modes or 'taylor' in modes)
+        if (alpha or any(m in modes for m in ('activation', 'fisher', 'taylor', 'kl')))
         else None,
         'veto_db': float(veto_db),
     }
     if 'taylor' in modes:  # only then: the other modes' keys are unchanged
         s['calibration'].update(folds=int(folds), first_order_weight=float(first_order_weight))
+    if 'kl' in modes: s['calibration'].update(kl_levels=[float(x) for x in kl_levels], kl_windows=int(kl_windows))
     return s
+
+
+def _kl_distortion(rows: dict, levels, tokens: int) -> dict:
+    """Fill `d_kl = slope * d_weight` into every row of `rows` (per tensor; each row holds the tensor's measured
+    `kl_slope` and `kl_slope_se`); a tensor whose slope is not measured (`slope_measured`) gets the median of the
+    measured ones. Returns what the profile's meta records of it."""
+    fits = {n: (r[0]['kl_slope'], r[0]['kl_slope_se']) for n, r in rows.items()}
+    good = [s for s, se in fits.values() if slope_measured(s, se)]
+    if not good:
+        raise ValueError(f'no tensor\'s KL slope could be measured on {tokens} tokens: every fit was flat, negative or '
+                         'within two standard errors of zero. Give the kl mode more windows (kl_windows) or larger '
+                         'noise levels (kl_levels)')
+    fallback = float(np.median(good))
+    bad = [n for n, (s, se) in fits.items() if not slope_measured(s, se)]
+    for n, r in rows.items():
+        a = fallback if n in bad else fits[n][0]
+        for x in r: x['d_kl'] = a * x['d_weight']
+    return {'divergence': 'KL(base || noisy), antithetic Gaussian pairs', 'levels': [float(x) for x in levels],
+            'tokens': tokens, 'unmeasured': bad, 'fallback_slope': fallback}
 
 
 def _memory_bytes() -> int:
@@ -334,20 +453,22 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             veto_db: float = 9.0, seed: int = 0, progress: bool = True, stats: dict | None = None,
             resume=None, checkpoint_seconds: float = 30.0, trust_remote_code: bool = False,
             grad_bytes: int = GRAD_BYTES, folds: int = FOLDS,
-            first_order_weight: float = FIRST_ORDER_WEIGHT) -> Profile:
+            first_order_weight: float = FIRST_ORDER_WEIGHT, kl_levels: Sequence[float] = KL_LEVELS,
+            kl_windows: int = KL_WINDOWS) -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
     every `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in
     it. `trust_remote_code`: let the folder's own Python code run while loading (see `load`). The `fisher` mode keeps
     the model in memory, runs at its dtype (fp32 on a CPU) and holds at most `grad_bytes` of Fisher accumulators;
     `taylor` adds `first_order_weight` x the text's first-order term to it (and so measures `fisher` too), from `folds`
-    groups of windows."""
+    groups of windows. `kl` measures each tensor's KL slope (`kl_slopes`) at `kl_levels` on the first `kl_windows`
+    calibration windows, with the model in memory."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes:
         raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
     if 'taylor' in modes and 'fisher' not in modes: modes += ('fisher',)  # taylor = fisher + the first-order term
-    taylor = 'taylor' in modes
+    taylor, kl = 'taylor' in modes, 'kl' in modes
     m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True,
                              trust_remote_code=trust_remote_code)
     require_unquantized(m, str(model))
@@ -357,7 +478,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     meta = {'model': str(model), 'model_path': str(path), 'model_hash': model_hash(path), 'dtype': dtype,
             'fixed_bytes': fixed_bytes(m, dtype), 'n_params': parameter_count(m), 'n_layers': n_layers,
             'settings': _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed, folds,
-                                  first_order_weight),
+                                  first_order_weight, kl_levels, kl_windows),
             # tensors whose input dimension no group size divides: they can only stay at 16 bits
             'unquantizable': [t.name for t in ts if not any(c.quantized for c in t.configs(extended))]}
     kept = kept_floats(m)       # floats mlx-lm's rule keeps as loaded (a router's correction bias): their own bytes
@@ -369,17 +490,22 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         )
     key = {'model_hash': meta['model_hash'], 'settings': meta['settings'], 'tensors': [t.name for t in ts]}
     done = _read_partial(resume, key) if resume else {}
-    chan, alphas, fisher, grads, slices = {}, {}, {}, {}, []
-    if 'activation' in modes or alpha or 'fisher' in modes:
+    chan, alphas, fisher, grads, slices, slopes = {}, {}, {}, {}, [], {}
+    if 'activation' in modes or alpha or 'fisher' in modes or kl:
         _check_memory(meta['n_params'], ts, dtype, grad_bytes if 'fisher' in modes else 0)
         if taylor and not math.isfinite(first_order_weight):
             raise ValueError(f'first_order_weight must be a finite number, got {first_order_weight!r}')
         if taylor and not 1 <= folds <= calib_n:
             raise ValueError(f'folds must be between 1 and calib_n ({calib_n}), got {folds}')
+        if kl and not 1 <= kl_windows <= calib_n:
+            raise ValueError(f'kl_windows must be between 1 and calib_n ({calib_n}), got {kl_windows}')
         wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
         if mx.default_device() == mx.cpu: to_fp32(m)  # the same weights; bf16 matmuls are slow on a CPU
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
+        if kl:
+            slopes = kl_slopes(m, wins[:kl_windows], [t.name for t in ts if t.name not in done], kl_levels, seed,
+                               progress)
     if 'fisher' in modes:
         # consecutive tensors whose fp32 accumulators fit grad_bytes (a bigger one alone): one pass per slice
         per = 4 * (1 + (folds if taylor else 0))  # fp32 bytes per weight: the Fisher, and each fold's gradient
@@ -433,6 +559,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
                     **({'d_taylor': errs[c]['fisher'] + first_order_weight * errs[c]['first_order'],
                         'first_order': errs[c]['first_order'], 'first_order_se': errs[c]['first_order_se']}
                        if taylor else {}),
+                    **({'kl_slope': slopes[t.name][0], 'kl_slope_se': slopes[t.name][1]} if kl else {}),
                     'sqnr': sq,
                     'prior': p,
                     'alpha': alphas.get(t.name, 1.0),
@@ -446,12 +573,14 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         if resume and time.monotonic() - saved_at >= checkpoint_seconds:
             write_atomic(resume, dumps({'schema': PARTIAL_SCHEMA, 'key': key, 'rows': rows}))
             saved_at = time.monotonic()
+    if kl: meta['kl'] = _kl_distortion(rows, kl_levels, int(wins[:kl_windows, 1:].size))
     meta['provenance'] = provenance()
     if stats is not None:
         stats.update(seconds=time.perf_counter() - t0, weight_configs=n_w, tensors=len(ts), resumed=len(done))
     cols = ['tensor', 'kind', 'layer', 'shape', 'numel', 'config', 'bits', 'group_size', 'mode', 'bytes', 'd_weight',
             *(['d_activation'] if 'activation' in modes else []), *(['d_fisher'] if 'fisher' in modes else []),
             *(['d_taylor', 'first_order', 'first_order_se'] if taylor else []),
+            *(['d_kl', 'kl_slope', 'kl_slope_se'] if kl else []),
             'sqnr', 'prior', 'alpha', 'vetoed']
     return Profile(pd.DataFrame([r for t in ts for r in rows[t.name]], columns=cols), meta)
 
@@ -525,47 +654,6 @@ def cached_profile(model='reference', cache_root=None, progress: bool = True, st
     prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code, **settings)
     return prof, path
 
-# %% ../nbs/02_profiler.ipynb #51f92198
-def base_log_probs(model: nn.Module, wins: np.ndarray) -> list[mx.array]:
-    "Next-token log-probabilities (fp32, one `(length-1, vocab)` array per window) of `model` as it is now."
-    out = []
-    for w in wins:
-        with cpu_attention():
-            lg = model(mx.array(w[None, :-1]))[0].astype(mx.float32)
-        lp = lg - mx.logsumexp(lg, axis=-1, keepdims=True)
-        mx.eval(lp)
-        out.append(lp)
-    return out
-
-
-def kl_to_base(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array], nll: bool = False):
-    """Mean per-token KL(base || model), nats, over `wins` (`base` from `base_log_probs` on the same windows). With
-    `nll`, also the mean change of the NLL of the text's own next tokens: `(kl, dnll)`."""
-    tot = dn = 0.0
-    for w, bp in zip(wins, base):
-        lq = base_log_probs(model, w[None])[0]
-        tot += float(mx.sum(mx.exp(bp) * (bp - lq)))
-        if nll:
-            y = mx.array(w[1:])[:, None]
-            dn += float(mx.sum(mx.take_along_axis(bp - lq, y, axis=-1)))
-    n = sum(len(b) for b in base)
-    return (tot / n, dn / n) if nll else tot / n
-
-
-def quantized_kl(model: nn.Module, wins: np.ndarray, base: Sequence[mx.array], configs: Mapping[str, QuantConfig],
-                 dtype: str = 'bfloat16', nll: bool = False):
-    """`kl_to_base` (with `nll`: `(kl, dnll)`) with the tensors named in `configs` replaced by their dequantized
-    quantization (each cast to `dtype` first, as it ships); the weights are restored after."""
-    mods = dict(model.named_modules())
-    keep = {n: mods[n].weight for n in configs}
-    try:
-        for n, c in configs.items():
-            w = keep[n]
-            mods[n].weight = _deq(w.astype(getattr(mx, dtype)), c).astype(w.dtype)
-        return kl_to_base(model, wins, base, nll)
-    finally:
-        for n, w in keep.items(): mods[n].weight = w
-
 # %% ../nbs/02_profiler.ipynb #b60cbd1e
 def instrument_pairs(profile: Profile, n: int = 64, seed: int = 0) -> pd.DataFrame:
     """`n` (tensor, config) rows of the profile's offered quantized configs, spread over tensor roles (the last part of
@@ -608,12 +696,13 @@ def instrument(model: nn.Module, profile: Profile, pairs: pd.DataFrame, wins: np
 
 def instrument_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per mode: Spearman rank correlation of predicted `D` with measured KL (and its p-value), the median ratio
-    predicted/measured (meaningful for loss-scaled modes only), and the rank correlation with the NLL change when
-    measured (`spearman_dnll`)."""
+    predicted/measured (meaningful for loss-scaled modes only; a signed mode predicts the NLL change, so its ratio is
+    to `dnll`), and the rank correlation with the NLL change when measured (`spearman_dnll`)."""
     out = []
     for c in [c for c in df.columns if c.startswith('D_')]:
         rho, p = spearmanr(df[c], df.kl)
-        ratio = (df[c] / df.kl.where(df.kl > 0)).median()
+        meas = df.dnll if c[2:] in SIGNED_MODES and 'dnll' in df else df.kl
+        ratio = (df[c] / meas.where(meas > 0)).median()
         out.append({'mode': c[2:], 'pairs': len(df), 'spearman': rho, 'p_value': p,
                     'median_pred_over_measured': ratio if c[2:] in LOSS_MODES else float('nan'),
                     **({'spearman_dnll': spearmanr(df[c], df.dnll)[0]} if 'dnll' in df else {})})
@@ -621,17 +710,26 @@ def instrument_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/02_profiler.ipynb #c793e031
 def plot_instrument(df: pd.DataFrame, title: str = ''):
-    "Measured KL against each mode's predicted D, log-log, one panel per mode, with the rank correlation."
+    """Measured KL against each mode's predicted D, log-log, one panel per mode, with the rank correlation; a signed
+    mode (its D may be negative) against the measured change of the text's NLL instead, on symmetric-log axes."""
     import matplotlib.pyplot as plt
     modes = [c[2:] for c in df.columns if c.startswith('D_')]
     fig, axes = plt.subplots(1, len(modes), figsize=(3.6 * len(modes), 3.4), squeeze=False)
     summ = instrument_summary(df)
     for ax, md in zip(axes[0], modes):
-        for b, g in df.groupby('bits'): ax.scatter(g.kl, g[f'D_{md}'], s=14, label=f'{b}-bit')
-        ax.set(xscale='log', yscale='log', xlabel='measured KL to base (nats/token)',
-               title=f"{md}: Spearman {summ.loc[md, 'spearman']:.2f}")
+        signed = md in SIGNED_MODES and 'dnll' in df
+        x = df.dnll if signed else df.kl
+        for b, g in df.groupby('bits'): ax.scatter(x[g.index], g[f'D_{md}'], s=14, label=f'{b}-bit')
+        if signed:
+            th = float(np.abs(df[f'D_{md}']).replace(0, np.nan).min())
+            ax.set(xscale='symlog', yscale='symlog', xlabel="measured change of the text's NLL (nats/token)",
+                   title=f"{md}: Spearman {summ.loc[md, 'spearman_dnll']:.2f} (NLL)")
+            ax.set_xscale('symlog', linthresh=th); ax.set_yscale('symlog', linthresh=th)
+        else:
+            ax.set(xscale='log', yscale='log', xlabel='measured KL to base (nats/token)',
+                   title=f"{md}: Spearman {summ.loc[md, 'spearman']:.2f}")
         if md in LOSS_MODES:
-            lo, hi = df.kl[df.kl > 0].min(), df.kl.max()
+            lo, hi = float(x[x > 0].min()), float(x.max())
             ax.plot([lo, hi], [lo, hi], 'k--', lw=0.8)
         ax.set_ylabel(f'predicted D ({md})')
     axes[0][0].legend(fontsize=7)
