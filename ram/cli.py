@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument('--scoring', default='auto', choices=list(SCORINGS), help=_SCORING_HELP)
     r.add_argument('--bos', default='auto', choices=list(BOS), help=_BOS_HELP)
+    r.add_argument('--mode', choices=list(MODES),
+                   help="The distortion RAM allocates on in every template (default: the templates' own, "
+                   f'{DEFAULT_MODE}); the profile measures weight and this mode, or reuses the cached one.')
     r.add_argument(
         '--budgets',
         nargs='+',
@@ -340,7 +343,7 @@ def run():
 # %% ../nbs/09_cli.ipynb #e99d0806
 def cmd_reproduce(args):
     t0 = time.perf_counter()
-    over = {'budgets': args.budgets, 'scoring': args.scoring, 'bos': args.bos}
+    over = {'budgets': args.budgets, 'scoring': args.scoring, 'bos': args.bos, 'mode': args.mode}
     if args.baselines is not None:
         over.update(v1='v1' in args.baselines, dynamic='dynamic' in args.baselines,
                     unquantized='unquantized' in args.baselines)
