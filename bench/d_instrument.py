@@ -51,8 +51,8 @@ def main():
     from ram.baselines import uniform_plan
     from ram.core import SIGNED_MODES, QuantConfig, cache_dir
     from ram.models import load
-    from ram.profiler import (base_log_probs, cached_profile, instrument_pairs, instrument_summary, plot_instrument,
-                              quantized_kl)
+    from ram.profiler import (GRADIENT_WINDOWS, base_log_probs, cached_profile, instrument_pairs, instrument_summary,
+                              plot_instrument, quantized_kl)
     from ram.reproduce import model_slug
     from ram.scoring import calibration_windows, corpus_tokens, to_fp32
 
@@ -68,7 +68,7 @@ def main():
     runs.mkdir(parents=True, exist_ok=True)
     m, tok = load(a.model)
     to_fp32(m)
-    skip = max(64, a.calib_n)  # disjoint from the profile's calibration windows
+    skip = max(GRADIENT_WINDOWS, a.calib_n)  # disjoint from the profile's calibration and gradient windows
     held = calibration_windows(corpus_tokens(tok), a.held_n, a.held_length, skip=skip)
     key = hashlib.sha256(json.dumps([prof.meta['model_hash'], held.tolist()]).encode()).hexdigest()[:12]
     cache = cache_dir() / 'instrument' / model_slug(a.model) / f'instrument-{key}.json'

@@ -34,7 +34,8 @@ from ram.core import (
 )
 from .evaluate import RequestStore, downstream, perplexity
 from .models import resolve
-from .profiler import DEFAULT_MODES, FOLDS, MODES, cached_profile, clear_leftovers, profile_path, profile_to
+from .profiler import (DEFAULT_MODES, FOLDS, GRADIENT_WINDOWS, MODES, cached_profile, clear_leftovers, profile_path,
+                          profile_to)
 from .quantizer import condition_label, load_condition, model_card, quantize_to_folder
 from .fit import dry_run_report
 from .reproduce import reproduce, requests_path
@@ -179,7 +180,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     pp.add_argument('--folds', type=_int_at_least(1), default=FOLDS,
                     help=f'Groups of calibration windows the taylor mode averages its first-order term over, for its '
-                    f'standard error (default: {FOLDS}; at most --calib-n).')
+                    f'standard error (default: {FOLDS}; at most --gradient-n).')
+    pp.add_argument('--gradient-n', type=_int_at_least(1), default=GRADIENT_WINDOWS,
+                    help=f'Calibration windows the taylor mode averages the text gradient over (default: '
+                    f'{GRADIENT_WINDOWS}; the first --calib-n of them are the Fisher\'s).')
     pp.add_argument('--extended', action='store_true', help='Also offer mxfp4, nvfp4 and mxfp8.')
     pp.add_argument(
         '--alpha',
@@ -364,7 +368,7 @@ def cmd_profile(args):
     if args.dry_run: return print(dry_run_report(args.model, modes=tuple(args.mode), steps=('profile',)))
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed,
-                    folds=args.folds)  # recorded in the settings only for taylor
+                    folds=args.folds, gradient_n=args.gradient_n)  # folds and gradient_n: recorded only for taylor
     stats = {}
     trust = args.trust_remote_code
     if args.out is not None:  # resumes from the checkpoint a stopped run left beside OUT

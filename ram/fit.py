@@ -17,7 +17,7 @@ from mlx_lm.utils import _get_classes, load_config
 from .core import GB, QuantConfig, candidates, feasible, model_bytes, parse_budget
 from .models import (check_model_folder, fixed_bytes, parameter_count, quantizable_tensors, read_safetensors_header,
                         resolve)
-from .profiler import DEFAULT_MODES, FOLDS, GRAD_BYTES, KL_LEVELS, KL_WINDOWS
+from .profiler import DEFAULT_MODES, FOLDS, GRAD_BYTES, GRADIENT_WINDOWS, KL_LEVELS, KL_WINDOWS
 from .scoring import GIB, available_memory, get_protocol, resolve_scoring
 
 # %% auto #0
@@ -189,8 +189,8 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
             k = 1 + (FOLDS if m == 'taylor' else 0)  # fp32 accumulators per weight: the Fisher (+ each fold's gradient)
             acc = min(GRAD_BYTES, 4 * k * s.quantizable)   # one slice's accumulators, and its gradient beside them
             peak = PROCESS_BYTES + per * s.n_params + acc + acc // k + window_bytes(s, 512, per)
-            passes = 2 if m == 'taylor' else 1  # taylor: a second backward pass, on the text's own tokens
-            secs = passes * 16 * 512 * 3 * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
+            windows = 16 + (GRADIENT_WINDOWS if m == 'taylor' else 0)  # taylor: the text gradient's own windows
+            secs = windows * 512 * 3 * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
             rows.append(_row('profile', m, peak, 0, secs, peak <= have,
                              note='the whole model in memory' + ('' if gpu else ' at fp32 (a CPU)')))
     conds = {f'RAM {b}': budget_bytes(s, b) for b in budgets}

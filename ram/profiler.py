@@ -59,8 +59,8 @@ from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32,
 
 
 # %% auto #0
-__all__ = ['BLOCK_BYTES', 'PRIORS', 'FOLDS', 'FIRST_ORDER_WEIGHT', 'KL_LEVELS', 'KL_WINDOWS', 'SQNR_CAP', 'MODES',
-           'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
+__all__ = ['BLOCK_BYTES', 'PRIORS', 'FOLDS', 'FIRST_ORDER_WEIGHT', 'GRADIENT_WINDOWS', 'KL_LEVELS', 'KL_WINDOWS', 'SQNR_CAP',
+           'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
            'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'text_gradients', 'base_log_probs',
            'kl_to_base', 'quantized_kl', 'slope_fit', 'slope_measured', 'kl_slopes', 'profile', 'profile_path',
            'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'instrument_pairs', 'instrument',
@@ -269,6 +269,7 @@ def text_gradients(model: nn.Module, wins: np.ndarray, names: Sequence[str] | No
 
 # %% ../nbs/02_profiler.ipynb #b963b34b
 FIRST_ORDER_WEIGHT = 0.5  # beta: the weight of the first-order term in D_taylor (measured, see above)
+GRADIENT_WINDOWS = 64  # calibration windows the text gradient is averaged over (the Fisher's are its first calib_n)
 
 # %% ../nbs/02_profiler.ipynb #51f92198
 def base_log_probs(model: nn.Module, wins: np.ndarray) -> list[mx.array]:
@@ -338,17 +339,19 @@ def _name_seed(name: str, seed: int) -> int:
 
 
 def kl_slopes(model: nn.Module, wins: np.ndarray, names: Sequence[str] | None = None,
-              levels: Sequence[float] = KL_LEVELS, seed: int = 0, progress: bool = True) -> dict[str, tuple]:
+              levels: Sequence[float] = KL_LEVELS, seed: int = 0, progress: bool = True,
+              base: Sequence[mx.array] | None = None) -> dict[str, tuple]:
     """Per tensor of `names` (default: every quantizable tensor), `(slope, se)`: the slope of the mean per-token
     KL(base || model) on `wins` in the relative error of that tensor's weight alone, and its standard error
     (`slope_fit`). At each of `levels`, Gaussian noise `N` with `|N|^2 / |W|^2 = level` (seeded per tensor and level) is
-    added and subtracted, and the pair's mean KL is the measurement. The weights are restored after."""
+    added and subtracted, and the pair's mean KL is the measurement. The weights are restored after. `base`: the base
+    model's `base_log_probs` on `wins`, when already computed."""
     ws = _grad_weights(model, names)
     lv = [float(x) for x in levels]
     if len(lv) < 2 or not all(math.isfinite(x) and 0 < x < 1 for x in lv):
         raise ValueError(f'kl levels must be two or more relative errors between 0 and 1, got {list(levels)}')
     mods = dict(model.named_modules())
-    base = base_log_probs(model, wins)
+    base = base_log_probs(model, wins) if base is None else base
     out = {}
     for n, w in tqdm(ws.items(), desc='kl slope', unit='tensor', disable=not progress):
         w32 = w.astype(mx.float32)
@@ -379,7 +382,8 @@ PARTIAL_SCHEMA = 'ram.profile-partial/1'
 
 
 def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed, folds=FOLDS,
-              first_order_weight=FIRST_ORDER_WEIGHT, kl_levels=KL_LEVELS, kl_windows=KL_WINDOWS) -> dict:
+              first_order_weight=FIRST_ORDER_WEIGHT, kl_levels=KL_LEVELS, kl_windows=KL_WINDOWS,
+              gradient_n=GRADIENT_WINDOWS) -> dict:
     s = {
         'profiler_version': PROFILER_VERSION,
         'modes': sorted(modes),
@@ -393,7 +397,8 @@ def _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto
         'veto_db': float(veto_db),
     }
     if 'taylor' in modes:  # only then: the other modes' keys are unchanged
-        s['calibration'].update(folds=int(folds), first_order_weight=float(first_order_weight))
+        s['calibration'].update(folds=int(folds), first_order_weight=float(first_order_weight),
+                                gradient_n=int(gradient_n))
     if 'kl' in modes: s['calibration'].update(kl_levels=[float(x) for x in kl_levels], kl_windows=int(kl_windows))
     return s
 
@@ -454,21 +459,23 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             resume=None, checkpoint_seconds: float = 30.0, trust_remote_code: bool = False,
             grad_bytes: int = GRAD_BYTES, folds: int = FOLDS,
             first_order_weight: float = FIRST_ORDER_WEIGHT, kl_levels: Sequence[float] = KL_LEVELS,
-            kl_windows: int = KL_WINDOWS) -> Profile:
+            kl_windows: int = KL_WINDOWS, gradient_n: int = GRADIENT_WINDOWS) -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
     every `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in
     it. `trust_remote_code`: let the folder's own Python code run while loading (see `load`). The `fisher` mode keeps
     the model in memory, runs at its dtype (fp32 on a CPU) and holds at most `grad_bytes` of Fisher accumulators;
-    `taylor` adds `first_order_weight` x the text's first-order term to it (and so measures `fisher` too), from `folds`
-    groups of windows. `kl` measures each tensor's KL slope (`kl_slopes`) at `kl_levels` on the first `kl_windows`
-    calibration windows, with the model in memory."""
+    `taylor` adds `first_order_weight` x the text's first-order term to it (and so measures `fisher` too), its gradient
+    averaged over `gradient_n` calibration windows (the first `calib_n` of them the Fisher's) in `folds` groups. `kl`
+    measures each tensor's KL slope (`kl_slopes`) at `kl_levels` on the first `kl_windows` calibration windows, with
+    the model in memory."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes:
         raise ValueError(f'distortion modes must include "weight" and be among {MODES}; got {list(modes)}')
     if 'taylor' in modes and 'fisher' not in modes: modes += ('fisher',)  # taylor = fisher + the first-order term
     taylor, kl = 'taylor' in modes, 'kl' in modes
+    keep = 'fisher' in modes or kl  # later passes need every weight: the model is not streamed tensor by tensor
     m, tok, cfg, path = load(model, lazy=True, return_config=True, return_path=True,
                              trust_remote_code=trust_remote_code)
     require_unquantized(m, str(model))
@@ -478,7 +485,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     meta = {'model': str(model), 'model_path': str(path), 'model_hash': model_hash(path), 'dtype': dtype,
             'fixed_bytes': fixed_bytes(m, dtype), 'n_params': parameter_count(m), 'n_layers': n_layers,
             'settings': _settings(modes, extended, dtype, priors, alpha, calib_n, calib_length, veto_db, seed, folds,
-                                  first_order_weight, kl_levels, kl_windows),
+                                  first_order_weight, kl_levels, kl_windows, gradient_n),
             # tensors whose input dimension no group size divides: they can only stay at 16 bits
             'unquantizable': [t.name for t in ts if not any(c.quantized for c in t.configs(extended))]}
     kept = kept_floats(m)       # floats mlx-lm's rule keeps as loaded (a router's correction bias): their own bytes
@@ -495,24 +502,25 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         _check_memory(meta['n_params'], ts, dtype, grad_bytes if 'fisher' in modes else 0)
         if taylor and not math.isfinite(first_order_weight):
             raise ValueError(f'first_order_weight must be a finite number, got {first_order_weight!r}')
-        if taylor and not 1 <= folds <= calib_n:
-            raise ValueError(f'folds must be between 1 and calib_n ({calib_n}), got {folds}')
+        if taylor and not 1 <= folds <= gradient_n:
+            raise ValueError(f'folds must be between 1 and gradient_n ({gradient_n}), got {folds}')
         if kl and not 1 <= kl_windows <= calib_n:
             raise ValueError(f'kl_windows must be between 1 and calib_n ({calib_n}), got {kl_windows}')
-        wins = calibration_windows(corpus_tokens(tok), calib_n, calib_length)
+        corpus = corpus_tokens(tok)
+        wins = calibration_windows(corpus, calib_n, calib_length)
+        gwins = calibration_windows(corpus, gradient_n, calib_length) if taylor else None
         if mx.default_device() == mx.cpu: to_fp32(m)  # the same weights; bf16 matmuls are slow on a CPU
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
-        if kl:
-            slopes = kl_slopes(m, wins[:kl_windows], [t.name for t in ts if t.name not in done], kl_levels, seed,
-                               progress)
+        if kl: kbase = base_log_probs(m, wins[:kl_windows])  # each tensor's slope is measured in the loop below
     if 'fisher' in modes:
         # consecutive tensors whose fp32 accumulators fit grad_bytes (a bigger one alone): one pass per slice
         per = 4 * (1 + (folds if taylor else 0))  # fp32 bytes per weight: the Fisher, and each fold's gradient
         slices = group_shards([(t.name, per * t.numel) for t in ts if t.name not in done], grad_bytes)
         meta['fisher'] = {'distribution': 'model', 'windows': int(wins.shape[0]), 'tokens': int(wins[:, 1:].size),
                           'passes': len(slices)}
-        if taylor: meta['taylor'] = {'gradient': 'text', 'folds': int(folds), 'first_order_weight': first_order_weight}
+        if taylor: meta['taylor'] = {'gradient': 'text', 'windows': int(gradient_n), 'tokens': int(gwins[:, 1:].size),
+                                     'folds': int(folds), 'first_order_weight': first_order_weight}
     mods = dict(m.named_modules())
     rows, n_w, t0, saved_at = {}, 0, time.perf_counter(), time.monotonic()
     bar = tqdm(ts, desc='profile', unit='tensor', disable=not progress)
@@ -520,7 +528,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         mod = mods[t.name]
         if t.name in done:  # finished by a run that was stopped: not measured again
             rows[t.name] = done[t.name]
-            if 'fisher' not in modes: mod.weight = mx.zeros((0,), dtype=mod.weight.dtype)
+            if not keep: mod.weight = mx.zeros((0,), dtype=mod.weight.dtype)
             continue
         w = mod.weight
         if not mx.issubdtype(w.dtype, mx.floating):
@@ -534,8 +542,9 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         if slices and t.name not in fisher:  # the next slice's Fisher: one pass over the windows
             names = slices.pop(0)
             fisher = fisher_diagonal(m, wins, names, seed=seed, progress=progress)
-            if taylor: grads = text_gradients(m, wins, names, folds, progress=progress)
+            if taylor: grads = text_gradients(m, gwins, names, folds, progress=progress)
         errs = tensor_errors(w, cs, dtype, chan.get(t.name), fisher.pop(t.name, None), grads.pop(t.name, None))
+        if kl: slopes = kl_slopes(m, wins[:kl_windows], [t.name], kl_levels, seed, False, kbase)
         p = prior(t, n_layers, priors)
         rows[t.name] = []
         for c in cs:
@@ -566,7 +575,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
                     'vetoed': bool(c.quantized and sq < veto_db),
                 }
             )
-        if 'fisher' not in modes: mod.weight = mx.zeros((0,), dtype=w.dtype)  # stream: let this tensor's memory go
+        if not keep: mod.weight = mx.zeros((0,), dtype=w.dtype)  # stream: let this tensor's memory go
         del w
         n_w += t.numel * len(cs)
         bar.set_postfix_str(f'{n_w / (time.perf_counter() - t0) / 1e6:.1f}M weight-configs/s')
