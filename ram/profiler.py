@@ -9,7 +9,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -55,7 +54,7 @@ from ram.models import (
     require_finite,
     require_unquantized,
 )
-from .scoring import calibration_windows, corpus_tokens, cpu_attention, to_fp32, window_nll
+from .scoring import available_memory, calibration_windows, corpus_tokens, cpu_attention, to_fp32, window_nll
 
 
 # %% auto #0
@@ -422,25 +421,20 @@ def _kl_distortion(rows: dict, levels, tokens: int) -> dict:
             'tokens': tokens, 'unmeasured': bad, 'fallback_slope': fallback}
 
 
-def _memory_bytes() -> int:
-    "Physical memory of this machine, in bytes (0 when the platform does not say)."
-    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    except (ValueError, OSError, AttributeError): return 0
-
-
-def _check_memory(n_params: int, ts, dtype: str, grad_bytes: int, have: int | None = None):
-    """Refuse, before any work, a calibrated profile whose whole model (fp32 on a CPU, else `dtype`) plus Fisher
-    gradients and accumulators would not fit in 90% of this machine's memory."""
-    have = _memory_bytes() if have is None else have
+def _check_memory(n_params: int, ts, dtype: str, grad_bytes: int, have: int | None = None, k: int = 1):
+    """Refuse, before any work, a calibrated profile whose whole model (fp32 on a CPU, else `dtype`) plus gradient
+    accumulators (`k` fp32 per weight: the Fisher, and taylor's fold gradients; at most `grad_bytes` at a time) and one
+    gradient would not fit in 90% of the memory available to this process (`ram.scoring.available_memory`)."""
+    have = available_memory() if have is None else have
     per = 4 if mx.default_device() == mx.cpu else itemsize(dtype)
-    fisher = min(grad_bytes, 4 * sum(t.numel for t in ts)) if grad_bytes else 0
-    need = n_params * per + 2 * fisher
+    acc = min(grad_bytes, 4 * k * sum(t.numel for t in ts)) if grad_bytes else 0
+    need = n_params * per + acc + acc // k
     if have and need > 0.9 * have:
         raise ValueError(
-            f'the calibrated modes (activation, fisher, alpha) hold the whole model in memory: about {need / 1e9:.1f} '
-            f'GB here ({n_params:,} parameters at {per} bytes{" and the Fisher gradients" if fisher else ""}), more '
-            f'than 90% of this machine\'s {have / 1e9:.1f} GB. Profile with the weight mode only (it streams one '
-            'tensor at a time), or lower grad_bytes'
+            f'the calibrated modes (activation, fisher, taylor, kl, alpha) hold the whole model in memory: about '
+            f'{need / 1e9:.1f} GB here ({n_params:,} parameters at {per} bytes'
+            f'{" and the gradient accumulators" if acc else ""}), more than 90% of the {have / 1e9:.1f} GB available. '
+            'Profile with the weight mode only (it streams one tensor at a time), or lower grad_bytes'
         )
     return need
 
@@ -499,7 +493,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     done = _read_partial(resume, key) if resume else {}
     chan, alphas, fisher, grads, slices, slopes = {}, {}, {}, {}, [], {}
     if 'activation' in modes or alpha or 'fisher' in modes or kl:
-        _check_memory(meta['n_params'], ts, dtype, grad_bytes if 'fisher' in modes else 0)
+        _check_memory(meta['n_params'], ts, dtype, grad_bytes if 'fisher' in modes else 0,
+                      k=1 + (folds if taylor else 0))
         if taylor and not math.isfinite(first_order_weight):
             raise ValueError(f'first_order_weight must be a finite number, got {first_order_weight!r}')
         if taylor and not 1 <= folds <= gradient_n:
