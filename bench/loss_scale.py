@@ -107,9 +107,11 @@ def main():
         bases.append(('mlx-lm mixed_4_6', recipe_plan(prof, 'mixed_4_6')))
         for name, bp in bases:
             row(name, a.default, bp, cached_ppl(a.model, bp, proto, cache, name))
+    tay = prof.meta.get('taylor') or {}
     head = (f"{model_slug(a.model)}: WikiText-2 test, {proto.n} x {proto.length} tokens, seed {proto.seed}; "
             f"unquantized corpus PPL {base.ppl:.3f}, median {base.stats['median_ppl']:.3f}; profile "
-            f"calibration {a.calib_n} x {a.calib_length} tokens")
+            f"calibration {a.calib_n} x {a.calib_length} tokens"
+            + (f" (taylor's text gradient: {tay['windows']} x {a.calib_length})" if 'windows' in tay else ''))
     lines = [head, '', '| at bytes of | mode | bytes | bpw | its PPL | RAM PPL | its median | RAM median | '
              'gap recovered | median gap recovered | Wilcoxon p | allocator gap |',
              '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
