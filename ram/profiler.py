@@ -717,6 +717,7 @@ def plot_instrument(df: pd.DataFrame, title: str = ''):
     """Measured KL against each mode's predicted D, log-log, one panel per mode, with the rank correlation; a signed
     mode (its D may be negative) against the measured change of the text's NLL instead, on symmetric-log axes."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator
     modes = [c[2:] for c in df.columns if c.startswith('D_')]
     fig, axes = plt.subplots(1, len(modes), figsize=(3.6 * len(modes), 3.4), squeeze=False)
     summ = instrument_summary(df)
@@ -724,11 +725,14 @@ def plot_instrument(df: pd.DataFrame, title: str = ''):
         signed = md in SIGNED_MODES and 'dnll' in df
         x = df.dnll if signed else df.kl
         for b, g in df.groupby('bits'): ax.scatter(x[g.index], g[f'D_{md}'], s=14, label=f'{b}-bit')
-        if signed:
-            th = float(np.abs(df[f'D_{md}']).replace(0, np.nan).min())
-            ax.set(xscale='symlog', yscale='symlog', xlabel="measured change of the text's NLL (nats/token)",
+        if signed:  # symmetric log axes, linear below 1e-5 of the largest decade, a tick every second decade
+            for setter, axis, v in ((ax.set_xscale, ax.xaxis, x), (ax.set_yscale, ax.yaxis, df[f'D_{md}'])):
+                top = math.ceil(math.log10(float(np.abs(v).max()) or 1.0))
+                setter('symlog', linthresh=10.0 ** (top - 5))
+                dec = [10.0 ** k for k in range(top, top - 5, -2)]
+                axis.set_major_locator(FixedLocator(sorted([0.0, *dec, *(-t for t in dec)])))
+            ax.set(xlabel="measured change of the text's NLL (nats/token)",
                    title=f"{md}: Spearman {summ.loc[md, 'spearman_dnll']:.2f} (NLL)")
-            ax.set_xscale('symlog', linthresh=th); ax.set_yscale('symlog', linthresh=th)
         else:
             ax.set(xscale='log', yscale='log', xlabel='measured KL to base (nats/token)',
                    title=f"{md}: Spearman {summ.loc[md, 'spearman']:.2f}")
