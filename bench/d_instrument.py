@@ -51,18 +51,14 @@ def main():
     from ram.baselines import uniform_plan
     from ram.core import SIGNED_MODES, QuantConfig, cache_dir
     from ram.models import load
-    from ram.profiler import (GRADIENT_WINDOWS, base_log_probs, cached_profile, instrument_pairs, instrument_summary,
+    from ram.profiler import (GRADIENT_WINDOWS, base_log_probs, instrument_pairs, mode_profiles, instrument_summary,
                               plot_instrument, quantized_kl)
     from ram.reproduce import model_slug
     from ram.scoring import calibration_windows, corpus_tokens, to_fp32
 
     t0 = time.perf_counter()
     modes = tuple(dict.fromkeys(['weight', *a.modes]))
-    profs = {}  # mode -> (profile, path): the profile that measured it (taylor's measures fisher too)
-    for md in sorted(modes, key=lambda x: x != 'taylor'):
-        if md not in profs:
-            pr = cached_profile(a.model, modes=('weight', md), calib_n=a.calib_n, calib_length=a.calib_length)
-            profs.update({x: pr for x in pr[0].modes if x in modes and x not in profs})
+    profs = mode_profiles(a.model, modes, calib_n=a.calib_n, calib_length=a.calib_length)  # each mode's own profile
     prof = profs['weight'][0]
     runs = Path(a.runs) / model_slug(a.model)
     runs.mkdir(parents=True, exist_ok=True)

@@ -43,15 +43,16 @@ def main():
     from ram.core import Plan
     from ram.baselines import dynamic_plan, recipe_plan, uniform_plan
     from ram.metrics import gap_recovered, paired
-    from ram.profiler import cached_profile
+    from ram.profiler import mode_profiles
     from ram.reproduce import cached_ppl, condition_cache, model_slug
     from ram.scoring import get_protocol
 
     t0 = time.perf_counter()
     modes = tuple(dict.fromkeys(['weight', *a.modes, a.default]))
-    measured = tuple(m for m in modes if not (m == 'fisher' and 'taylor' in modes))  # taylor measures fisher too
-    prof, ppath = cached_profile(a.model, modes=measured, calib_n=a.calib_n, calib_length=a.calib_length)
-    print(f'profile: {ppath.name} ({time.perf_counter() - t0:.0f} s)', flush=True)
+    profs = mode_profiles(a.model, modes, calib_n=a.calib_n, calib_length=a.calib_length)  # each mode's own profile
+    prof, ppath = profs[a.default]
+    print(f'profiles: {", ".join(sorted({p.name for _, p in profs.values()}))} ({time.perf_counter() - t0:.0f} s)',
+          flush=True)
     runs = Path(a.runs) / model_slug(a.model)
     cache = condition_cache(a.model)
     proto = get_protocol('quick' if (a.n, a.length) == (16, 2048) else 'paper', a.n, a.length, 42)
@@ -61,7 +62,7 @@ def main():
             + [(u, a.default) for u in a.default_at])  # the default mode first: the number that matters most
     uniforms, notes = {}, []
     def row(u, mode, up, ur):
-        (plan,) = plan_budgets(prof, [up.total_bytes], mode=mode)
+        (plan,) = plan_budgets(profs[mode][0], [up.total_bytes], mode=mode)
         if plan.total_bytes > up.total_bytes: raise SystemExit(f'RAM {mode} exceeds {u} bytes')
         rr = cached_ppl(a.model, plan, proto, cache, f'RAM {mode} @ {u}')
         pr = paired(ur.table, rr.table)

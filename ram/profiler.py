@@ -62,8 +62,8 @@ __all__ = ['BLOCK_BYTES', 'PRIORS', 'FOLDS', 'FIRST_ORDER_WEIGHT', 'GRADIENT_WIN
            'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
            'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'text_gradients', 'base_log_probs',
            'kl_to_base', 'quantized_kl', 'slope_fit', 'slope_measured', 'kl_slopes', 'profile', 'profile_path',
-           'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'instrument_pairs', 'instrument',
-           'instrument_summary', 'plot_instrument']
+           'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'mode_profiles', 'instrument_pairs',
+           'instrument', 'instrument_summary', 'plot_instrument']
 
 # %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -657,6 +657,19 @@ def cached_profile(model='reference', cache_root=None, progress: bool = True, st
         return Profile.load(path), path
     prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code, **settings)
     return prof, path
+
+
+def mode_profiles(model='reference', modes: Sequence[str] = DEFAULT_MODES, cache_root=None, progress: bool = True,
+                  **settings) -> dict[str, tuple[Profile, Path]]:
+    """For each of `modes`, `(profile, path)`: the cached profile of weight and that mode (`cached_profile`, measured
+    now when there is none), taylor's serving fisher too. Comparing modes this way reuses each mode's own profile
+    instead of measuring one profile of all of them."""
+    out = {}
+    for md in sorted(dict.fromkeys(modes), key=lambda m: m != 'taylor'):  # taylor first: its profile has fisher
+        if md not in out:
+            pr, path = cached_profile(model, cache_root, progress, modes=('weight', md), **settings)
+            out.update({m: (pr, path) for m in pr.modes if m in modes and m not in out})
+    return out
 
 # %% ../nbs/02_profiler.ipynb #b60cbd1e
 def instrument_pairs(profile: Profile, n: int = 64, seed: int = 0) -> pd.DataFrame:
