@@ -179,18 +179,15 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
         rows.append(_row('profile', 'weight', peak, 0, s.quantizable * n_cfg / WEIGHT_CONFIGS_PER_S, peak <= have))
         for m in (m for m in modes if m != 'weight'):
             per = 2 if gpu else 4
-            if m == 'kl':  # no gradients: 2 x levels forward passes per tensor over KL_WINDOWS windows
-                peak = PROCESS_BYTES + per * s.n_params + 2 * 4 * s.largest_tensor + window_bytes(s, 512, per)
-                secs = len(s.shapes) * 2 * len(KL_LEVELS) * KL_WINDOWS * 512 * token_flops(s, 512) / (
-                    FLOPS['gpu'] if gpu else FLOPS['fp32'])
-                rows.append(_row('profile', m, peak, 0, secs, peak <= have,
-                                 note='the whole model in memory' + ('' if gpu else ' at fp32 (a CPU)')))
-                continue
-            k = 1 + (FOLDS if m == 'taylor' else 0)  # fp32 accumulators per weight: the Fisher (+ each fold's gradient)
-            acc = min(GRAD_BYTES, 4 * k * s.quantizable)   # one slice's accumulators, and its gradient beside them
-            peak = PROCESS_BYTES + per * s.n_params + acc + acc // k + window_bytes(s, 512, per)
-            windows = 16 + (GRADIENT_WINDOWS if m == 'taylor' else 0)  # taylor: the text gradient's own windows
-            secs = windows * 512 * 3 * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
+            if m == 'kl':  # no gradients: one tensor's noise and perturbed copy; 2 x levels forward passes per tensor
+                extra, tokens = 2 * 4 * s.largest_tensor, len(s.shapes) * 2 * len(KL_LEVELS) * KL_WINDOWS * 512
+            else:
+                k = 1 + (FOLDS if m == 'taylor' else 0)  # fp32 accumulators per weight: the Fisher (+ each fold's)
+                acc = min(GRAD_BYTES, 4 * k * s.quantizable)   # one slice's accumulators, and its gradient beside them
+                windows = 16 + (GRADIENT_WINDOWS if m == 'taylor' else 0)  # taylor: the text gradient's own windows
+                extra, tokens = acc + acc // k, windows * 512 * 3           # a backward pass costs two forwards
+            peak = PROCESS_BYTES + per * s.n_params + extra + window_bytes(s, 512, per)
+            secs = tokens * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
             rows.append(_row('profile', m, peak, 0, secs, peak <= have,
                              note='the whole model in memory' + ('' if gpu else ' at fp32 (a CPU)')))
     conds = {f'RAM {b}': budget_bytes(s, b) for b in budgets}
