@@ -112,25 +112,44 @@ def perplexity(model: nn.Module, tokenizer, protocol='quick', batch_size: int = 
                fast: bool | None = None, progress: bool = True, desc: str = 'perplexity',
                tokens: np.ndarray | None = None, label: str | None = None,
                model_id: str | None = None, model_hash: str | None = None, n_boot: int = 2000,
-               bos='auto') -> PPLResult:
+               bos='auto', prior: PPLResult | None = None) -> PPLResult:
     """WikiText-2 perplexity of `model` under `protocol` (a name, or a `Protocol`): the per-window table, the robust
     statistics and provenance. `tokens` reuses an already tokenized corpus. `scoring` (`ram.scoring.resolve_scoring`):
     under `fp32` the model is converted to fp32 in place; the mode used and why go into provenance. `bos`
-    (`ram.scoring.resolve_bos`: auto, yes, no) starts every window with the BOS token or not; recorded too."""
+    (`ram.scoring.resolve_bos`: auto, yes, no) starts every window with the BOS token or not; recorded too.
+    `prior`: this model's result on the first windows of `protocol` (fewer of them, same length, seed, BOS and
+    scoring mode); only the windows after them are scored (`reused_windows` in provenance), and the table is the one a
+    whole run gives (windows are scored one by one, each alone)."""
     protocol = get_protocol(protocol)
     toks = corpus_tokens(tokenizer) if tokens is None else tokens
     bos_id, bos_why = resolve_bos(tokenizer, bos)
     wins, idx = windows(toks, protocol, bos_id)
     t0 = time.perf_counter()
     mode, why = resolve_scoring(scoring, dense_params(model))
-    table = score_windows(model, wins, batch_size=batch_size, scoring=mode, fast=fast, progress=progress, desc=desc)
-    secs = time.perf_counter() - t0
-    table['window'] = idx
+    k = _reusable(prior, protocol, idx, mode, bos_id)
+    table = score_windows(model, wins[k:], batch_size=batch_size, scoring=mode, fast=fast, progress=progress, desc=desc)
+    secs = time.perf_counter() - t0 + (prior.seconds if k else 0)
+    table['window'] = idx[k:]
+    if k: table = pd.concat([prior.table[table.columns], table], ignore_index=True)
     stats = summarize(table, seed=protocol.seed, n_boot=n_boot)
     prov = provenance(model=model_id, model_hash=model_hash, data_sha256=_data_hash(),
                       scoring=mode, scoring_note=f'{SCORING_NOTES[mode]}; {why}', bos=bos_id is not None,
                       bos_note=bos_why)
+    if k: prov['reused_windows'] = k
     return PPLResult(label=label or desc, protocol=protocol, table=table, stats=stats, seconds=secs, provenance=prov)
+
+
+def _reusable(prior: PPLResult | None, protocol: Protocol, idx: np.ndarray, mode: str, bos_id) -> int:
+    "The windows `prior` gives this run: all its own, when it scored this run's first windows alike; else an error."
+    if prior is None: return 0
+    p, pv = prior.protocol, prior.provenance
+    have = {'length': p.length, 'seed': p.seed, 'scoring': pv.get('scoring'), 'BOS': pv.get('bos')}
+    want = {'length': protocol.length, 'seed': protocol.seed, 'scoring': mode, 'BOS': bos_id is not None}
+    bad = [f'{k} {have[k]!r} (this run: {want[k]!r})' for k in want if have[k] != want[k]]
+    if p.n >= protocol.n: bad.append(f'{p.n} windows, not fewer than the {protocol.n} asked for')
+    elif prior.table.window.astype(int).tolist() != idx[:p.n].tolist(): bad.append('other windows than the first ones')
+    if bad: raise ValueError(f'prior {prior.label!r} cannot be extended by this run: it has ' + '; '.join(bad))
+    return p.n
 
 
 def _data_hash() -> str | None:

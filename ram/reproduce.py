@@ -26,7 +26,7 @@ from .evaluate import TASKS_SCHEMA, PPLResult, downstream, perplexity
 from .metrics import window_ppl
 from .models import local_path
 from .quantizer import load_condition
-from .scoring import PROTOCOLS, SCORINGS, get_protocol, resolve_bos
+from .scoring import PROTOCOLS, SCORINGS, Protocol, get_protocol, resolve_bos
 
 
 # %% auto #0
@@ -147,22 +147,40 @@ def bos_key(model, bos='auto') -> list:
 def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=None, progress: bool = True,
                scoring: str = 'fp32', bos='auto'):
     """`PPLResult` of `model` (with `plan` applied in memory) under `protocol`, `scoring` (native or fp32) and `bos`,
-    from `cache` when already scored. fp32 results keep the key they had before scoring modes existed."""
+    from `cache` when already scored. When the cache holds this condition on fewer windows of the same length and seed
+    (the 16 of the quick protocol are the first 16 of 32 or of the paper's 128), only the windows after them are
+    scored. fp32 results keep the key they had before scoring modes existed."""
     proto, bos = get_protocol(protocol), model_bos(model, bos)  # the tokenizer read once, not per use
     mh = model_hash(local_path(model))
-    parts = [plan_key(plan, mh), proto.to_dict()] + ([] if _concrete(scoring) == 'fp32' else [scoring])
-    parts += bos_key(model, bos)
-    stem = Path(cache) / f'ppl-{_key(*parts)}'
-    if stem.with_suffix('.json').exists():
-        r = PPLResult.load(stem.with_suffix('.json'))
+    rest = ([] if _concrete(scoring) == 'fp32' else [scoring]) + bos_key(model, bos)
+
+    def stem(p: Protocol) -> Path: return Path(cache) / f'ppl-{_key(plan_key(plan, mh), p.to_dict(), *rest)}'
+
+    if stem(proto).with_suffix('.json').exists():
+        r = PPLResult.load(stem(proto).with_suffix('.json'))
         r.label = label
         return r
+    shorter = (stem(p).with_suffix('.json') for p in _shorter(proto))
+    prior = next((PPLResult.load(f) for f in shorter if f.exists()), None)
+    for k, v in {'scoring': _concrete(scoring), 'bos': bos[0] is not None}.items():  # in its key; results from before
+        if prior and prior.provenance.get(k) is None: prior.provenance[k] = v         # they were recorded lack them
     c = load_condition(model, plan, lazy=True)  # memory: the quantized size, not the source model's
     r = perplexity(c.model, c.tokenizer, proto, tokens=tokens, progress=progress, desc=label, label=label,
-                   model_id=str(model), model_hash=c.model_hash, scoring=scoring, bos=bos)
+                   model_id=str(model), model_hash=c.model_hash, scoring=scoring, bos=bos, prior=prior)
     r.provenance['weights_bytes'] = c.bytes
-    r.save(stem)
+    r.save(stem(proto))
     return r
+
+
+def _shorter(proto: Protocol) -> list[Protocol]:
+    "The protocols whose windows are the first windows of `proto` (same length and seed, fewer), the longest first."
+    named = {(p.n, p.length, p.seed): p for p in PROTOCOLS.values()}
+    out = []
+    for n in range(proto.n - 1, 0, -1):
+        same = [named.get((n, proto.length, proto.seed))] + [Protocol(n, proto.length, proto.seed, nm)
+                                                             for nm in ('custom', '')]
+        out += [p for p in same if p is not None]
+    return out
 
 
 def requests_path(cache, model, plan: Plan | None, scoring: str = 'fp32', bos='auto') -> Path:

@@ -102,3 +102,25 @@ def test_request_store_ignores_a_torn_line(tmp_path):
     assert back.results == s.results and len(back) == 2
     back.add({RequestStore.key('d', ' e'): (-3.0, True)})                     # appended on a line of its own
     assert len(RequestStore(tmp_path / 's.jsonl')) == 3
+
+
+def test_a_longer_perplexity_run_scores_only_the_new_windows(tiny, tmp_path, monkeypatch):
+    """The condition cache extends a perplexity result: after 2 windows, a run of 4 (same length and seed) scores
+    windows 3 and 4 only, and writes the same table and statistics as a run of 4 from nothing."""
+    import ram.evaluate
+    from ram.evaluate import PPLResult
+    from ram.reproduce import cached_ppl
+    from ram.scoring import Protocol
+    scored = []
+    real = ram.evaluate.score_windows
+    monkeypatch.setattr(ram.evaluate, 'score_windows', lambda m, w, **kw: scored.append(len(w)) or real(m, w, **kw))
+    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
+    cached_ppl(tiny, None, Protocol(2, 32, 3), tmp_path / 'a', 'u', progress=False)
+    r = cached_ppl(tiny, None, Protocol(4, 32, 3), tmp_path / 'a', 'u', progress=False)
+    whole = cached_ppl(tiny, None, Protocol(4, 32, 3), tmp_path / 'b', 'u', progress=False)
+    assert scored == [2, 2, 4] and r.provenance['reused_windows'] == 2 and 'reused_windows' not in whole.provenance
+    assert r.table.equals(whole.table) and r.stats == whole.stats
+    back = {p.name: PPLResult.load(p) for p in (tmp_path / 'a').glob('ppl-*.json')}
+    assert len(back) == 2 and sorted(len(b.table) for b in back.values()) == [2, 4]
+    cached_ppl(tiny, None, Protocol(3, 32, 4), tmp_path / 'a', 'u', progress=False)  # another seed: other windows
+    assert scored[-1] == 3
