@@ -184,6 +184,12 @@ def _parser() -> argparse.ArgumentParser:
     pp.add_argument('--gradient-n', type=_int_at_least(1), default=GRADIENT_WINDOWS,
                     help=f'Calibration windows the taylor mode averages the text gradient over (default: '
                     f'{GRADIENT_WINDOWS}; the first --calib-n of them are the Fisher\'s).')
+    pp.add_argument('--scoring', default='auto', choices=list(SCORINGS),
+                    help='How the calibrated modes (activation, fisher, taylor, kl) run the model: native (at its own '
+                    'dtype, as on a GPU), fp32 (dequantized to fp32: fast on a CPU with a real BLAS, twice a bf16 '
+                    "model's memory) or auto (native on a GPU; fp32 on a CPU when that copy and the gradient "
+                    'accumulators fit in the memory available). Not part of the cache key: it changes how, not what, '
+                    'the profile measures. Default: auto.')
     pp.add_argument('--extended', action='store_true', help='Also offer mxfp4, nvfp4 and mxfp8.')
     pp.add_argument(
         '--alpha',
@@ -365,17 +371,18 @@ def cmd_reproduce(args):
 
 # %% ../nbs/09_cli.ipynb #fc10c8ff
 def cmd_profile(args):
-    if args.dry_run: return print(dry_run_report(args.model, modes=tuple(args.mode), steps=('profile',)))
+    if args.dry_run:
+        return print(dry_run_report(args.model, modes=tuple(args.mode), steps=('profile',), scoring=args.scoring))
     settings = dict(modes=tuple(args.mode), extended=args.extended, dtype=args.dtype, alpha=args.alpha,
                     calib_n=args.calib_n, calib_length=args.calib_length, veto_db=args.veto_db, seed=args.seed,
                     folds=args.folds, gradient_n=args.gradient_n)  # folds and gradient_n: recorded only for taylor
     stats = {}
-    trust = args.trust_remote_code
+    run = dict(stats=stats, trust_remote_code=args.trust_remote_code, scoring=args.scoring)  # how, not what: no key
     if args.out is not None:  # resumes from the checkpoint a stopped run left beside OUT
         clear_leftovers(args.out)  # a killed run's temporary copies go even when this run is refused
         path = check_output_file(args.out, args.overwrite, local_inputs(args.model), '-o')
-        prof = profile_to(path, args.model, stats=stats, trust_remote_code=trust, overwrite=args.overwrite, **settings)
-    else: prof, path = cached_profile(args.model, stats=stats, trust_remote_code=trust, **settings)
+        prof = profile_to(path, args.model, overwrite=args.overwrite, **run, **settings)
+    else: prof, path = cached_profile(args.model, **run, **settings)
     t = prof.table
     print(
         f'profile: {t.tensor.nunique()} tensors, {len(t)} (tensor, config) rows, {int(t.vetoed.sum())} vetoed '

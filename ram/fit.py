@@ -178,7 +178,6 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
         peak = PROCESS_BYTES + 2 * s.largest_tensor + BLOCK_BYTES
         rows.append(_row('profile', 'weight', peak, 0, s.quantizable * n_cfg / WEIGHT_CONFIGS_PER_S, peak <= have))
         for m in (m for m in modes if m != 'weight'):
-            per = 2 if gpu else 4
             if m == 'kl':  # no gradients: one tensor's noise and perturbed copy; 2 x levels forward passes per tensor
                 extra, tokens = 2 * 4 * s.largest_tensor, len(s.shapes) * 2 * len(KL_LEVELS) * KL_WINDOWS * 512
             else:
@@ -186,10 +185,12 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
                 acc = min(GRAD_BYTES, 4 * k * s.quantizable)   # one slice's accumulators, and its gradient beside them
                 windows = 16 + (GRADIENT_WINDOWS if m == 'taylor' else 0)  # taylor: the text gradient's own windows
                 extra, tokens = acc + acc // k, windows * 512 * 3           # a backward pass costs two forwards
+            run = resolve_scoring(scoring, s.n_params, gpu=gpu, available=max(have - extra, 0))[0]  # as profile()
+            per = 4 if run == 'fp32' else 2
             peak = PROCESS_BYTES + per * s.n_params + extra + window_bytes(s, 512, per)
-            secs = tokens * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS['fp32'])
+            secs = tokens * token_flops(s, 512) / (FLOPS['gpu'] if gpu else FLOPS[run])
             rows.append(_row('profile', m, peak, 0, secs, peak <= have,
-                             note='the whole model in memory' + ('' if gpu else ' at fp32 (a CPU)')))
+                             note='the whole model in memory' + (' at fp32' if run == 'fp32' else '')))
     conds = {f'RAM {b}': budget_bytes(s, b) for b in budgets}
     if 'uniform' in baselines: conds[f'uniform {uniform}'] = uniform_bytes(s, uniform)
     if 'v1' in baselines: conds['RAM v1'] = uniform_bytes(s, '4b-g64')          # its plan: near 4 bits

@@ -54,7 +54,8 @@ from ram.models import (
     require_finite,
     require_unquantized,
 )
-from .scoring import available_memory, calibration_windows, corpus_tokens, cpu_attention, to_fp32, window_nll
+from .scoring import (available_memory, calibration_windows, corpus_tokens, cpu_attention, resolve_scoring, to_fp32,
+                         window_nll)
 
 
 # %% auto #0
@@ -421,20 +422,31 @@ def _kl_distortion(rows: dict, levels, tokens: int) -> dict:
             'tokens': tokens, 'unmeasured': bad, 'fallback_slope': fallback}
 
 
-def _check_memory(n_params: int, ts, dtype: str, grad_bytes: int, have: int | None = None, k: int = 1):
-    """Refuse, before any work, a calibrated profile whose whole model (fp32 on a CPU, else `dtype`) plus gradient
-    accumulators (`k` fp32 per weight: the Fisher, and taylor's fold gradients; at most `grad_bytes` at a time) and one
-    gradient would not fit in 90% of the memory available to this process (`ram.scoring.available_memory`)."""
-    have = available_memory() if have is None else have
-    per = 4 if mx.default_device() == mx.cpu else itemsize(dtype)
+def _accumulator_bytes(ts, grad_bytes: int, k: int = 1) -> int:
+    "Gradient accumulators held at once (`k` fp32 per weight, at most `grad_bytes`) and one gradient beside them."
     acc = min(grad_bytes, 4 * k * sum(t.numel for t in ts)) if grad_bytes else 0
-    need = n_params * per + acc + acc // k
+    return acc + acc // k
+
+
+def _check_memory(n_params: int, ts, dtype: str, grad_bytes: int, have: int | None = None, k: int = 1,
+                  fp32: bool | None = None):
+    """Refuse, before any work, a calibrated profile whose whole model (fp32 when `fp32`, default on a CPU; else
+    `dtype`) plus gradient accumulators (`k` fp32 per weight: the Fisher, and taylor's fold gradients; at most
+    `grad_bytes` at a time) and one gradient would not fit in 90% of the memory available to this process
+    (`ram.scoring.available_memory`)."""
+    have = available_memory() if have is None else have
+    fp32 = mx.default_device() == mx.cpu if fp32 is None else fp32
+    per = 4 if fp32 else itemsize(dtype)
+    acc = _accumulator_bytes(ts, grad_bytes, k)
+    need = n_params * per + acc
     if have and need > 0.9 * have:
         raise ValueError(
             f'the calibrated modes (activation, fisher, taylor, kl, alpha) hold the whole model in memory: about '
             f'{need / 1e9:.1f} GB here ({n_params:,} parameters at {per} bytes'
             f'{" and the gradient accumulators" if acc else ""}), more than 90% of the {have / 1e9:.1f} GB available. '
-            'Profile with the weight mode only (it streams one tensor at a time), or lower grad_bytes'
+            'Profile with the weight mode only (it streams one tensor at a time)'
+            + (', lower grad_bytes, or run natively (scoring="native": the model at its own dtype)' if fp32
+               else ', or lower grad_bytes')
         )
     return need
 
@@ -453,7 +465,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
             resume=None, checkpoint_seconds: float = 30.0, trust_remote_code: bool = False,
             grad_bytes: int = GRAD_BYTES, folds: int = FOLDS,
             first_order_weight: float = FIRST_ORDER_WEIGHT, kl_levels: Sequence[float] = KL_LEVELS,
-            kl_windows: int = KL_WINDOWS, gradient_n: int = GRADIENT_WINDOWS) -> Profile:
+            kl_windows: int = KL_WINDOWS, gradient_n: int = GRADIENT_WINDOWS, scoring: str = 'auto') -> Profile:
     """Measure every feasible config of every quantizable tensor of `model` (hub id, folder or 'reference'); `stats`
     receives the timing. With `resume` (a file path) the rows of finished tensors are checkpointed there atomically
     every `checkpoint_seconds`, and a later call with the same model and settings measures only the tensors not in
@@ -462,7 +474,10 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     `taylor` adds `first_order_weight` x the text's first-order term to it (and so measures `fisher` too), its gradient
     averaged over `gradient_n` calibration windows (the first `calib_n` of them the Fisher's) in `folds` groups. `kl`
     measures each tensor's KL slope (`kl_slopes`) at `kl_levels` on the first `kl_windows` calibration windows, with
-    the model in memory."""
+    the model in memory. `scoring` (`ram.scoring.resolve_scoring`) is how these calibrated modes run the model:
+    `native` at its own dtype (what a GPU does), `fp32` dequantized to fp32 (fast on a CPU with a real BLAS, twice a
+    bf16 model's memory), `auto` fp32 on a CPU when that copy and the accumulators fit, else native; the mode used is
+    in `meta['scoring']`."""
     modes = tuple(dict.fromkeys(modes))
     bad = [m for m in modes if m not in MODES]
     if bad or 'weight' not in modes:
@@ -493,8 +508,12 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     done = _read_partial(resume, key) if resume else {}
     chan, alphas, fisher, grads, slices, slopes = {}, {}, {}, {}, [], {}
     if 'activation' in modes or alpha or 'fisher' in modes or kl:
-        _check_memory(meta['n_params'], ts, dtype, grad_bytes if 'fisher' in modes else 0,
-                      k=1 + (folds if taylor else 0))
+        gb, k = grad_bytes if 'fisher' in modes else 0, 1 + (folds if taylor else 0)
+        have = available_memory()
+        run, why = resolve_scoring(scoring, meta['n_params'], available=max(have - _accumulator_bytes(ts, gb, k), 0))
+        _check_memory(meta['n_params'], ts, dtype, gb, have, k, fp32=run == 'fp32')
+        meta['scoring'] = run  # the reason (it names this machine's free memory) is printed, not kept
+        if progress: print(f'ram: calibrated modes run {run}: {why}')
         if taylor and not math.isfinite(first_order_weight):
             raise ValueError(f'first_order_weight must be a finite number, got {first_order_weight!r}')
         if taylor and not 1 <= folds <= gradient_n:
@@ -504,7 +523,7 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
         corpus = corpus_tokens(tok)
         wins = calibration_windows(corpus, calib_n, calib_length)
         gwins = calibration_windows(corpus, gradient_n, calib_length) if taylor else None
-        if mx.default_device() == mx.cpu: to_fp32(m)  # the same weights; bf16 matmuls are slow on a CPU
+        if run == 'fp32': to_fp32(m)  # the same weights; bf16 matmuls are slow on a CPU
         if 'activation' in modes: chan = input_channel_stats(m, wins)
         if alpha: alphas = calibrate_alpha(m, wins, seed=seed, progress=progress)
         if kl: kbase = base_log_probs(m, wins[:kl_windows])  # each tensor's slope is measured in the loop below
@@ -646,16 +665,18 @@ def profile_to(
 
 
 def cached_profile(model='reference', cache_root=None, progress: bool = True, stats: dict | None = None,
-                   checkpoint_seconds: float = 30.0, trust_remote_code: bool = False,
+                   checkpoint_seconds: float = 30.0, trust_remote_code: bool = False, scoring: str = 'auto',
                    **settings) -> tuple[Profile, Path]:
     """The saved profile of `model` under `settings` if there is one, else measure and save it (`stats` gets the timing
-    then). Returns it and its path."""
+    then; `scoring` as for `profile`: how it runs, not what it measures, so not part of the key). Returns it and its
+    path."""
     path = profile_path(model, cache_root, **settings)
     if path.exists():
         clear_leftovers(path)
         if progress: print(f'ram: reusing profile {path}')
         return Profile.load(path), path
-    prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code, **settings)
+    prof = profile_to(path, model, progress, stats, checkpoint_seconds, trust_remote_code=trust_remote_code,
+                      scoring=scoring, **settings)
     return prof, path
 
 

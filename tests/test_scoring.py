@@ -152,3 +152,25 @@ def test_bos_reaches_windows_contexts_provenance_and_cache_keys(tmp_path, monkey
 
 
 BOS_CASES = ('auto', 'yes', 'no')
+
+
+def test_cli_profile_scoring_is_how_the_calibrated_modes_run(tmp_path, monkeypatch, capsys):
+    """`ram profile --scoring`: native keeps the model at its dtype, fp32 converts it; auto takes fp32 on a CPU with
+    room and native when the fp32 copy and the accumulators do not fit; the mode is in the profile's meta."""
+    import json
+
+    import ram.profiler
+    from ram.cli import main
+    from ram.tiny import save_tiny_model
+    src = save_tiny_model(tmp_path / 'm')
+    args = ['profile', str(src), '--mode', 'weight', 'fisher', '--calib-n', '2', '--calib-length', '32']
+    got = {}
+    for mode in ('native', 'fp32', 'auto'):
+        main(args + ['--scoring', mode, '-o', str(tmp_path / f'{mode}.json')])
+        got[mode] = json.loads((tmp_path / f'{mode}.json').read_text())['meta']['scoring']
+        assert f'calibrated modes run {got[mode]}: ' in capsys.readouterr().out
+    assert got == {'native': 'native', 'fp32': 'fp32', 'auto': 'fp32'}                         # a CPU, with room
+    monkeypatch.setattr(ram.profiler, 'available_memory', lambda: 1 << 26)                     # 64 MiB free
+    main(args + ['-o', str(tmp_path / 'tight.json')])
+    assert json.loads((tmp_path / 'tight.json').read_text())['meta']['scoring'] == 'native'
+    assert 'does not fit' in capsys.readouterr().out
