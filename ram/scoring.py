@@ -24,8 +24,8 @@ from .blas import ensure_fast_blas
 # %% auto #0
 __all__ = ['WIKITEXT', 'PROTOCOLS', 'BOS', 'SCORINGS', 'SCORING_NOTES', 'GIB', 'data_dir', 'wikitext_rows', 'Protocol',
            'get_protocol', 'corpus_tokens', 'windows', 'resolve_bos', 'calibration_windows', 'to_fp32',
-           'available_memory', 'dense_params', 'resolve_scoring', 'numpy_sdpa', 'cpu_attention', 'token_nll',
-           'window_nll', 'score_windows']
+           'available_memory', 'dense_params', 'resolve_scoring', 'numpy_sdpa', 'cpu_attention', 'cpu_quantized',
+           'token_nll', 'window_nll', 'score_windows']
 
 # %% ../nbs/01a_scoring.ipynb #d5e6ae4c
 def data_dir() -> Path:
@@ -277,6 +277,36 @@ class cpu_attention:
         if self.enabled: mx.fast.scaled_dot_product_attention = self._orig
 
 
+def _in_fp32(f):
+    "`f` (a quantized matmul) computing in fp32 when its input is bf16 or fp16, and returning the input's dtype."
+    def up(v): return v.astype(mx.float32) if isinstance(v, mx.array) and v.dtype in (mx.bfloat16, mx.float16) else v
+
+    def call(x, *a, **kw):
+        if x.dtype not in (mx.bfloat16, mx.float16): return f(x, *a, **kw)
+        return f(up(x), *(up(v) for v in a), **{k: up(v) for k, v in kw.items()}).astype(x.dtype)
+    return call
+
+
+class cpu_quantized:
+    """Context manager: on the CPU, quantized matmuls (`mx.quantized_matmul`, `mx.gather_qmm`: quantized linear
+    layers, embeddings used as the output layer, stacked experts) with bf16 or fp16 inputs compute in fp32 and return
+    the input's dtype, as a GPU's kernels accumulate in fp32. MLX's CPU kernels at those dtypes lose precision (see
+    below). The weights stay quantized: memory is unchanged. A no-op off the CPU."""
+    NAMES = ('quantized_matmul', 'gather_qmm')
+
+    def __init__(self, enabled: bool = True): self.enabled = enabled and mx.default_device() == mx.cpu
+
+    def __enter__(self):
+        if self.enabled:
+            self._orig = {n: getattr(mx, n) for n in self.NAMES}
+            for n, f in self._orig.items(): setattr(mx, n, _in_fp32(f))
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            for n, f in self._orig.items(): setattr(mx, n, f)
+
+
 def token_nll(logits: mx.array, targets: np.ndarray) -> np.ndarray:
     "Per-token NLL (float64) of `targets` (B, T) under `logits` (B, T, V), log-sum-exp in numpy threads."
     lg = np.asarray(logits.astype(mx.float32))
@@ -297,7 +327,7 @@ def token_nll(logits: mx.array, targets: np.ndarray) -> np.ndarray:
 def window_nll(model: nn.Module, batch: np.ndarray, fast: bool = True) -> np.ndarray:
     "Per-window sum of token NLL (nats) of tokens 2..L of each row of `batch`, in float64."
     x = mx.array(batch)
-    with cpu_attention(fast):
+    with cpu_attention(fast), cpu_quantized():
         logits = model(x[:, :-1])
         if fast: return token_nll(logits, batch[:, 1:]).sum(-1)
         nll = nn.losses.cross_entropy(logits.astype(mx.float32), x[:, 1:], reduction='none')
