@@ -5,7 +5,7 @@
 
 The condition (uniform CONFIG applied in memory, as `ram ppl --plan` does) is scored under `fp32` (dequantized fp32
 weights on a real BLAS) and under `native` (quantized matmuls at the model's dtype; on a CPU they compute in fp32 and
-round to it, `ram.scoring.cpu_quantized`); with `--raw` also natively through MLX's own CPU kernels at bf16, which lose
+round to it, `ram.scoring.cpu_kernels`); with `--raw` also natively through MLX's own CPU kernels at bf16, which lose
 precision. Prints each mode's seconds and tokens/s, the ratio to fp32, and per-window NLL per token minus fp32's.
 """
 import argparse
@@ -36,13 +36,13 @@ def main():
     runs = {}
     for name in ('fp32', 'native') + (('native, raw bf16 kernels',) if a.raw else ()):
         c = load_condition(a.model, plan, lazy=True)
-        keep = ram.scoring.cpu_quantized
-        if 'raw' in name: ram.scoring.cpu_quantized = lambda: contextlib.nullcontext()
+        keep = ram.scoring.cpu_kernels
+        if 'raw' in name: ram.scoring.cpu_kernels = lambda: contextlib.nullcontext()
         try:
             t0 = time.perf_counter()
             r = perplexity(c.model, c.tokenizer, proto, scoring=name.split(',')[0], progress=True, desc=name)
             runs[name] = (time.perf_counter() - t0, r)
-        finally: ram.scoring.cpu_quantized = keep
+        finally: ram.scoring.cpu_kernels = keep
     base_s, base = runs['fp32']
     tok = int(base.table.tokens.sum())
     b = (base.table.nll / base.table.tokens).to_numpy()

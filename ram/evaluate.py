@@ -29,7 +29,7 @@ from ram.scoring import (
     Protocol,
     corpus_tokens,
     cpu_attention,
-    cpu_quantized,
+    cpu_kernels,
     data_dir,
     dense_params,
     get_protocol,
@@ -326,7 +326,7 @@ def _lm_class():
                 bar.set_postfix_str(f'{len(requests) - n} of {len(requests)} from the cache', refresh=False)
                 for i in range(0, len(ctxs), self.chunk):
                     part = [kv for c in ctxs[i:i + self.chunk] for kv in todo[c].items()]
-                    with cpu_attention(self._fast), cpu_quantized(), _quiet_mlx_lm():
+                    with cpu_attention(self._fast), cpu_kernels(), _quiet_mlx_lm():
                         out = super().loglikelihood([SimpleNamespace(args=a) for _, a in part])
                     self.store.add({k: (float(ll), bool(g)) for (k, _), (ll, g) in zip(part, out)})
                     self.scored += len(part)

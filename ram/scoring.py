@@ -24,7 +24,7 @@ from .blas import ensure_fast_blas
 # %% auto #0
 __all__ = ['WIKITEXT', 'PROTOCOLS', 'BOS', 'SCORINGS', 'SCORING_NOTES', 'GIB', 'data_dir', 'wikitext_rows', 'Protocol',
            'get_protocol', 'corpus_tokens', 'windows', 'resolve_bos', 'calibration_windows', 'to_fp32',
-           'available_memory', 'dense_params', 'resolve_scoring', 'numpy_sdpa', 'cpu_attention', 'cpu_quantized',
+           'available_memory', 'dense_params', 'resolve_scoring', 'numpy_sdpa', 'cpu_attention', 'cpu_kernels',
            'token_nll', 'window_nll', 'score_windows']
 
 # %% ../nbs/01a_scoring.ipynb #d5e6ae4c
@@ -278,7 +278,7 @@ class cpu_attention:
 
 
 def _in_fp32(f):
-    "`f` (a quantized matmul) computing in fp32 when its input is bf16 or fp16, and returning the input's dtype."
+    "`f` (a matmul kernel) computing in fp32 when its input is bf16 or fp16, and returning the input's dtype."
     def up(v): return v.astype(mx.float32) if isinstance(v, mx.array) and v.dtype in (mx.bfloat16, mx.float16) else v
 
     def call(x, *a, **kw):
@@ -287,12 +287,14 @@ def _in_fp32(f):
     return call
 
 
-class cpu_quantized:
-    """Context manager: on the CPU, quantized matmuls (`mx.quantized_matmul`, `mx.gather_qmm`: quantized linear
-    layers, embeddings used as the output layer, stacked experts) with bf16 or fp16 inputs compute in fp32 and return
-    the input's dtype, as a GPU's kernels accumulate in fp32. MLX's CPU kernels at those dtypes lose precision (see
-    below). The weights stay quantized: memory is unchanged. A no-op off the CPU."""
-    NAMES = ('quantized_matmul', 'gather_qmm')
+class cpu_kernels:
+    """Context manager: on the CPU, the matmuls a model runs through MLX's special kernels compute in fp32 when their
+    inputs are bf16 or fp16, and return the input's dtype, as a GPU's kernels accumulate in fp32: quantized matmuls
+    (`mx.quantized_matmul`, `mx.gather_qmm`: quantized linear layers, embeddings used as the output layer, stacked
+    experts), whose bf16 CPU kernels lose precision (see below), and the stacked experts' `mx.gather_mm`, which MLX's
+    CPU backend runs only in fp32. The model is not converted: each call casts its own operands (a quantized layer's
+    scales, an unquantized expert stack), a transient of one layer at most. A no-op off the CPU."""
+    NAMES = ('quantized_matmul', 'gather_qmm', 'gather_mm')
 
     def __init__(self, enabled: bool = True): self.enabled = enabled and mx.default_device() == mx.cpu
 
@@ -327,7 +329,7 @@ def token_nll(logits: mx.array, targets: np.ndarray) -> np.ndarray:
 def window_nll(model: nn.Module, batch: np.ndarray, fast: bool = True) -> np.ndarray:
     "Per-window sum of token NLL (nats) of tokens 2..L of each row of `batch`, in float64."
     x = mx.array(batch)
-    with cpu_attention(fast), cpu_quantized():
+    with cpu_attention(fast), cpu_kernels():
         logits = model(x[:, :-1])
         if fast: return token_nll(logits, batch[:, 1:]).sum(-1)
         nll = nn.losses.cross_entropy(logits.astype(mx.float32), x[:, 1:], reduction='none')
