@@ -17,7 +17,6 @@ def tiny(tmp_path_factory):
 
 
 def test_convert_writes_a_folder_mlx_lm_loads_with_its_card(tiny, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     out = tmp_path / 'out'
     assert main(['convert', str(tiny), '--budget', '4.5bpw', '-o', str(out)]) == 0
     printed = capsys.readouterr().out
@@ -37,7 +36,6 @@ def test_convert_writes_a_folder_mlx_lm_loads_with_its_card(tiny, tmp_path, monk
 
 
 def test_convert_dry_run_and_refusals_run_nothing(tiny, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     assert main(['convert', str(tiny), '--budget', '16GB', '-o', str(tmp_path / 'o'), '--dry-run',
                  '--upload-repo', 'me/tiny']) == 0
     out = capsys.readouterr().out
@@ -56,7 +54,6 @@ def test_convert_dry_run_and_refusals_run_nothing(tiny, tmp_path, monkeypatch, c
 
 
 def test_upload_goes_through_mlx_lm_and_keeps_the_card(tiny, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     calls = []
 
     def fake_upload_to_hub(path, upload_repo):                           # what mlx-lm's helper does to README.md

@@ -123,7 +123,6 @@ def test_dry_runs_of_every_command(models, tmp_path, capsys, monkeypatch):
 
 def test_templates_leave_out_what_does_not_fit(tmp_path, monkeypatch):
     from ram.reproduce import reproduce
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     monkeypatch.setenv('RAM_MEMORY', '100MB')                 # less than the unquantized row (or anything) needs
     model = save_tiny_model(tmp_path / 'tiny')
     reproduce([str(model)], 'quick', out=str(tmp_path / 'fig'), runs=str(tmp_path / 'runs'), n=2, length=32, limit=1,

@@ -13,7 +13,6 @@ PNG = b'\x89PNG\r\n\x1a\n'
 
 
 def test_templates_regenerate_tables_and_figures(tmp_path, monkeypatch):
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     model = save_tiny_model(tmp_path / 'tiny')
     kw = dict(out=str(tmp_path / 'figures'), runs=str(tmp_path / 'runs'), n=3, length=64, limit=2, progress=False,
               budgets=['4.5bpw', '@4b-g64'])
@@ -72,7 +71,6 @@ def test_driver_refuses_a_template_without_parameters(tmp_path):
 
 def test_a_failing_template_is_reported_and_the_others_still_run(tmp_path, monkeypatch, capsys):
     from ram.cli import main
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     model = save_tiny_model(tmp_path / 'tiny')
     tpl = tmp_path / 'tpl'
     tpl.mkdir()

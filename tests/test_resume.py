@@ -52,7 +52,6 @@ def _eval(tiny, tmp_path, limit, name, task='winogrande'):
 
 
 def test_interrupted_eval_resumes_and_a_larger_limit_scores_only_new_documents(tiny, tmp_path, monkeypatch, calls):
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     calls.fail_on = 2                         # winogrande, 12 documents: 24 contexts, 3 chunks of 8; die in the 2nd
     with pytest.raises(KeyboardInterrupt): _eval(tiny, tmp_path, 12, 'killed')
     assert not (tmp_path / 'killed.json').exists()                      # no half-written result
@@ -114,7 +113,6 @@ def test_a_longer_perplexity_run_scores_only_the_new_windows(tiny, tmp_path, mon
     scored = []
     real = ram.evaluate.score_windows
     monkeypatch.setattr(ram.evaluate, 'score_windows', lambda m, w, **kw: scored.append(len(w)) or real(m, w, **kw))
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     cached_ppl(tiny, None, Protocol(2, 32, 3), tmp_path / 'a', 'u', progress=False)
     r = cached_ppl(tiny, None, Protocol(4, 32, 3), tmp_path / 'a', 'u', progress=False)
     whole = cached_ppl(tiny, None, Protocol(4, 32, 3), tmp_path / 'b', 'u', progress=False)

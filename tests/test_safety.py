@@ -643,7 +643,6 @@ def test_overwrite_never_replaces_a_model_folder_that_holds_a_users_file(tmp_pat
 
 def test_a_killed_checkpoints_leftovers_go_when_a_profile_is_reused_or_refused(tmp_path, tiny, capsys, monkeypatch):
     src, _ = tiny
-    monkeypatch.setenv('RAM_CACHE', str(tmp_path / 'cache'))
     assert main(['profile', str(src)]) == 0
     cached = Path(capsys.readouterr().out.strip().splitlines()[-1].removeprefix('written: '))
     assert cached.is_file(), cached
