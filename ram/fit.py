@@ -211,7 +211,9 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
             rows.append(_row(step, 'unquantized', peak, 0, secs, peak <= have, skip_if_not=True,
                              note=f'scoring {mode}'))
         for k, q in conds.items():
-            peak = work + q + (dense32 if mode == 'fp32' else 0)
+            # a plan applied in memory: each tensor quantized from its source as it loads, so one source tensor
+            # (at 2 bytes) beside the quantized ones; at fp32 the dequantized copy outweighs it
+            peak = work + q + (dense32 if mode == 'fp32' else 2 * s.largest_tensor)
             rows.append(_row(step, k, peak, 0, secs, peak <= have, note=f'scoring {mode}'))
         if 'dynamic' in baselines and step == 'ppl':
             peak = PROCESS_BYTES + 4 * dense32
