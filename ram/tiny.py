@@ -151,14 +151,18 @@ def save_random_model(folder, config: dict, shard_bytes: int = 1 << 30, seed: in
             mx.save_safetensors(str(tmp / fname), ws, metadata={'format': 'mlx'})
             wmap.update({k: fname for k in names})
             del ws
-        total = sum(f.stat().st_size for f in tmp.glob('*.safetensors'))
-        if len(files) > 1:
-            (tmp / 'model.safetensors.index.json').write_text(
-                json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4)
-            )
-        (tmp / 'config.json').write_text(json.dumps({**config, 'torch_dtype': dtype}, indent=2))
-        for name, text in tiny_tokenizer_files().items(): (tmp / name).write_text(text)
+        _finish_folder(tmp, config, dtype, wmap, sum(f.stat().st_size for f in tmp.glob('*.safetensors')))
     return folder
+
+
+def _finish_folder(tmp: Path, config: dict, dtype: str, wmap: dict, total: int):
+    "What every written model folder holds besides its shards: the index (if sharded), config.json, the tokenizer."
+    if len(set(wmap.values())) > 1:
+        (tmp / 'model.safetensors.index.json').write_text(
+            json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4)
+        )
+    (tmp / 'config.json').write_text(json.dumps({**config, 'torch_dtype': dtype}, indent=2))
+    for name, text in tiny_tokenizer_files().items(): (tmp / name).write_text(text)
 
 # %% ../nbs/00b_tiny.ipynb #11ee2ac2
 PUBLISHED_CONFIGS = {  # config.json of these checkpoints, the fields mlx-lm's architectures read
@@ -211,11 +215,5 @@ def save_header_only_model(folder, config: dict, shard_bytes: int = 5 * 10**9, d
                 f.write(len(raw).to_bytes(8, 'little') + raw)
                 f.truncate(8 + len(raw) + off)  # the data: a hole
             wmap.update({k: fname for k in names})
-        if len(files) > 1:
-            total = sum(_stored_bytes(s, d, dt) for _, s, d in params)
-            (tmp / 'model.safetensors.index.json').write_text(
-                json.dumps({'metadata': {'total_size': total}, 'weight_map': dict(sorted(wmap.items()))}, indent=4)
-            )
-        (tmp / 'config.json').write_text(json.dumps({**config, 'torch_dtype': dtype}, indent=2))
-        for name, text in tiny_tokenizer_files().items(): (tmp / name).write_text(text)
+        _finish_folder(tmp, config, dtype, wmap, sum(_stored_bytes(s, d, dt) for _, s, d in params))
     return folder
