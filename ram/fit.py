@@ -207,6 +207,8 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
         secs = tokens * token_flops(s, length) / rate
         work = PROCESS_BYTES + window_bytes(s, length, act)
         peak = work + (dense32 if mode == 'fp32' else s.stored_bytes)
+        if mode == 'native' and not gpu:  # MLX's CPU gather_mm runs in fp32 only: one layer's expert stacks cast
+            peak += 4 * sum(math.prod(v) for v in s.shapes.values() if len(v) == 3) // max(s.layers, 1)
         if unquantized:
             rows.append(_row(step, 'unquantized', peak, 0, secs, peak <= have, skip_if_not=True,
                              note=f'scoring {mode}'))
