@@ -152,9 +152,9 @@ def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=Non
     scored. fp32 results keep the key they had before scoring modes existed."""
     proto, bos = get_protocol(protocol), model_bos(model, bos)  # the tokenizer read once, not per use
     mh = model_hash(local_path(model))
-    rest = ([] if _concrete(scoring) == 'fp32' else [scoring]) + bos_key(model, bos)
+    pk, rest = plan_key(plan, mh), ([] if _concrete(scoring) == 'fp32' else [scoring]) + bos_key(model, bos)
 
-    def stem(p: Protocol) -> Path: return Path(cache) / f'ppl-{_key(plan_key(plan, mh), p.to_dict(), *rest)}'
+    def stem(p: Protocol) -> Path: return Path(cache) / f'ppl-{_key(pk, p.to_dict(), *rest)}'
 
     if stem(proto).with_suffix('.json').exists():
         r = PPLResult.load(stem(proto).with_suffix('.json'))
