@@ -1,4 +1,4 @@
-"""Peak resident memory of `ram profile`, `ram quantize` and a scored condition on generated multi-shard models.
+"""Peak resident memory of `ram profile`, `ram quantize`, `ram ppl` and scored conditions of generated models.
 
 A model of a real architecture (Qwen3-4B's config, layer count scaled) with random bf16 weights is
 written shard by shard (`save_random_model`), then each operation runs in a fresh subprocess that
@@ -12,6 +12,12 @@ a fixed working set, whatever the number of shards; and beside each measured pea
     .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 \\
         --ops condition condition-eager unquantized   # a plan applied in memory (lazily / eagerly), the bf16 model;
                                                        # each then runs one native forward of 64 tokens
+    LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --layers 6 26 --length 16 \\
+        --ops ppl-folder ppl-plan ppl-unquantized     # `ram ppl --scoring native` on the uniform 4b-g64 folder, with
+                                                       # its plan applied in memory, and on the bf16 model
+    (the same with --arch qwen3-30b-a3b --layers 2 4: a mixture, 128 stacked experts a layer)
+    LD_PRELOAD=<openblas> .venv/bin/python bench/peak_rss.py --arch qwen3-0.6b --layers 8 28 --shard-mb 256 \\
+        --ops taylor-native taylor-fp32 --grad-mb 2048  # the taylor profile (1 window of 64 tokens a pass)
 
 Measured (2 shared CPU cores, mlx 0.32.4 CPU, bf16 random weights, GB = 1e9 bytes; "before" = the code
 this benchmark replaced: eager `mlx_lm.load` for quantize, whole-tensor fp32 temporaries for profile):
@@ -57,10 +63,14 @@ from pathlib import Path
 
 _QWEN3 = dict(model_type='qwen3', num_key_value_heads=8, head_dim=128, vocab_size=151936, rms_norm_eps=1e-6,
               rope_theta=1e6, max_position_embeddings=40960, tie_word_embeddings=True)
+from ram.tiny import PUBLISHED_CONFIGS
+
 ARCHS = {  # the published configs of these models; only num_hidden_layers is changed
     'qwen3-4b': dict(_QWEN3, hidden_size=2560, intermediate_size=9728, num_attention_heads=32, num_hidden_layers=36),
     'qwen3-0.6b': dict(_QWEN3, hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_hidden_layers=28),
+    'qwen3-30b-a3b': PUBLISHED_CONFIGS['Qwen3-30B-A3B'],  # 128 stacked experts per layer: 1.2 GB of bf16 a layer
 }
+SCORING_OPS = ('ppl-folder', 'ppl-plan', 'ppl-unquantized')  # `ram ppl --scoring native` as a user runs it
 
 CHILD = r'''
 import sys, time, json
@@ -73,6 +83,10 @@ if op == 'load':  # the baseline: what holding the whole model costs
 elif op == 'profile':
     from ram.profiler import profile
     profile(model, progress=False).save(work / 'profile.json')
+elif op in ('taylor-native', 'taylor-fp32'):  # the default calibrated mode, one short window per pass
+    from ram.profiler import profile
+    profile(model, modes=('weight', 'taylor'), scoring=op.split('-')[1], calib_n=1, gradient_n=1, folds=1,
+            calib_length=64, grad_bytes=int(sys.argv[5]), progress=False).save(work / 'profile.json')
 elif op == 'quantize':
     from ram.core import Plan, TensorChoice, QuantConfig, tensor_bytes
     from ram.models import load, quantizable_tensors, fixed_bytes, parameter_count
@@ -98,13 +112,21 @@ elif op in ('condition', 'condition-eager', 'unquantized'):  # a scored conditio
     cond = load_condition(model, plan, lazy=op != 'condition-eager')
     mx.eval(cond.model(mx.array([list(range(1, 65))])))
     size = cond.bytes or 0
+elif op in ('ppl-folder', 'ppl-plan', 'ppl-unquantized'):  # the CLI, native, one window of `length` tokens
+    from ram.cli import main
+    length = sys.argv[4]
+    target = str(work / 'q') if op == 'ppl-folder' else model
+    extra = ['--plan', str(work / 'plan.json')] if op == 'ppl-plan' else []
+    main(['ppl', target, *extra, '--scoring', 'native', '--n', '1', '--length', length, '-o', str(work / 'ppl'),
+          '--overwrite'])
+    size = json.loads((work / 'ppl.json').read_text())['provenance'].get('weights_bytes', 0)
 hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
 print(json.dumps({'peak_rss': int(hwm) * 1024, 'seconds': time.perf_counter() - t0,
                   'condition_bytes': locals().get('size', 0)}))
 '''
 
 
-def estimate(op, folder) -> float | None:
+def estimate(op, folder, length: int = 64, scored=None) -> float | None:
     """What `ram.fit` (the dry runs) predicts for `op`'s peak, in bytes, from the folder's config and headers alone: the
     weight profile, a quantize to uniform 4b-g64, a scored 4b-g64 condition or the unquantized model with one native
     forward of 64 tokens (as this benchmark runs them). None for `load`, which RAM never does."""
@@ -113,15 +135,31 @@ def estimate(op, folder) -> float | None:
     kw = dict(memory=1 << 40, gpu=False, budgets=('@4b-g64',), baselines=(), modes=('weight',))
     if op == 'profile': df, row = fit(folder, steps=('profile',), **kw), 'weight'
     elif op == 'quantize': df, row = fit(folder, steps=('quantize',), **kw), 'RAM @4b-g64'
-    elif op in ('condition', 'condition-eager', 'unquantized'):
-        df = fit(folder, steps=('ppl',), scoring='native', protocol=Protocol(1, 64, 0), **kw)
-        row = 'unquantized' if op == 'unquantized' else 'RAM @4b-g64'
+    elif op in ('condition', 'condition-eager', 'unquantized') + SCORING_OPS:
+        n = length if op in SCORING_OPS else 64
+        src = scored if op == 'ppl-folder' else folder  # `ram ppl --dry-run` on the quantized folder: as it is
+        df = fit(src, steps=('ppl',), scoring='native', protocol=Protocol(1, n, 0), **kw)
+        row = 'unquantized' if op in ('unquantized', 'ppl-unquantized', 'ppl-folder') else 'RAM @4b-g64'
     else: return None
     return float(df.set_index('condition').loc[row, 'peak (GB)']) * 1e9
 
 
-def run(op, model, work):
-    r = subprocess.run([sys.executable, '-c', CHILD, op, str(model), str(work)], capture_output=True, text=True)
+def uniform_plan_file(model, work) -> Path:
+    "Uniform 4b-g64 of `model` as a plan file (for `ram ppl --plan`), from config and headers alone."
+    from ram.core import Plan, QuantConfig, TensorChoice, tensor_bytes
+    from ram.models import fixed_bytes, load, parameter_count, quantizable_tensors
+    m, _ = load(model, lazy=True)
+    c = QuantConfig(4, 64)
+    ts = {t.name: TensorChoice(c, tensor_bytes(t.shape, c), 0.0, 0.0) for t in quantizable_tensors(m)}
+    return Plan('uniform 4b-g64', str(model), ts, fixed_bytes(m), parameter_count(m)).save(Path(work) / 'plan.json')
+
+
+def run(op, model, work, length: int = 64, grad_bytes: int = 1 << 29):
+    Path(work).mkdir(parents=True, exist_ok=True)
+    if op == 'ppl-folder' and not (Path(work) / 'q').exists(): run('quantize', model, work)  # the folder it scores
+    if op == 'ppl-plan': uniform_plan_file(model, work)
+    argv = [sys.executable, '-c', CHILD, op, str(model), str(work), str(length), str(grad_bytes)]
+    r = subprocess.run(argv, capture_output=True, text=True)
     if r.returncode: raise RuntimeError(f'{op} failed:\n{r.stderr[-3000:]}')
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -132,7 +170,10 @@ def main():
     ap.add_argument('--layers', type=int, nargs='+', default=[6, 26])
     ap.add_argument('--shard-mb', type=int, default=1024)
     ap.add_argument('--ops', nargs='+', default=['quantize', 'profile'],
-                    choices=['load', 'quantize', 'profile', 'condition', 'condition-eager', 'unquantized'])
+                    choices=['load', 'quantize', 'profile', 'condition', 'condition-eager', 'unquantized',
+                             *SCORING_OPS, 'taylor-native', 'taylor-fp32'])
+    ap.add_argument('--length', type=int, default=256, help='tokens of the one window the ppl-* ops score')
+    ap.add_argument('--grad-mb', type=int, default=512, help="the taylor-* ops' gradient accumulators (grad_bytes)")
     ap.add_argument('--root', default='runs/bench-rss')
     ap.add_argument('--keep', action='store_true', help='keep the generated models (several GB each)')
     a = ap.parse_args()
@@ -147,23 +188,26 @@ def main():
         shards = sorted(folder.glob('*.safetensors'))
         size, big = sum(s.stat().st_size for s in shards), max(s.stat().st_size for s in shards)
         for op in a.ops:
-            r = run(op, folder, folder.parent / (folder.name + '-work'))
-            rows.append((a.arch, n, op, size, len(shards), big, r['peak_rss'], r['seconds'], estimate(op, folder)))
+            r = run(op, folder, folder.parent / (folder.name + '-work'), a.length, a.grad_mb << 20)
+            est = estimate(op, folder, a.length, folder.parent / (folder.name + '-work') / 'q')
+            rows.append((a.arch, n, op, size, len(shards), big, r['peak_rss'], r['seconds'], est,
+                         r.get('condition_bytes') or 0))
             q = r.get('condition_bytes') or 0
             print(f'  {op}: peak RSS {r["peak_rss"] / 1e9:.2f} GB in {r["seconds"]:.0f} s'
                   + (f'; the condition holds {q / 1e9:.3f} GB of weights' if q else ''), flush=True)
-            shutil.rmtree(folder.parent / (folder.name + '-work'), ignore_errors=True)
+        shutil.rmtree(folder.parent / (folder.name + '-work'), ignore_errors=True)
         if not a.keep: shutil.rmtree(folder)
     print(
         "\n| model | layers | op | size (GB) | shards | largest shard (GB) | peak RSS (GB) | RSS / largest shard | "
-        "dry-run estimate (GB) | estimate / measured | seconds |"
+        "dry-run estimate (GB) | estimate / measured | weights scored (GB) | RSS / weights scored | seconds |"
     )
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
-    for arch, n, op, size, k, big, rss, s, est in rows:
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for arch, n, op, size, k, big, rss, s, est, w in rows:
         e = ('-', '-') if est is None else (f'{est / 1e9:.2f}', f'{est / rss:.2f}')
+        ws = ('-', '-') if not w else (f'{w / 1e9:.3f}', f'{rss / w:.2f}')
         print(
             f'| {arch} | {n} | {op} | {size / 1e9:.2f} | {k} | {big / 1e9:.2f} | {rss / 1e9:.2f} | {rss / big:.2f} '
-            f'| {e[0]} | {e[1]} | {s:.0f} |'
+            f'| {e[0]} | {e[1]} | {ws[0]} | {ws[1]} | {s:.0f} |'
         )
 
 
