@@ -48,6 +48,43 @@ forward of 64 tokens):
 | qwen3-0.6b | 28 | condition | 0.77 | 0.92 | 1.19 |
 | qwen3-0.6b | 28 | unquantized | 1.59 | 1.77 | 1.11 |
 
+Scoring paths as a user runs them (stop 23): `ram ppl --scoring native` with one window of 16 tokens on the uniform
+4b-g64 folder (ppl-folder), on the source with that plan applied in memory (ppl-plan) and on the bf16 model
+(ppl-unquantized); two sizes per architecture, so the slope against the bytes scored and the fixed part can be read
+off. Estimates: the dry run's, current code (`ram.fit`), from config and headers of the same configs. One run per
+architecture, 2 CPU cores shared with two one-thread scoring jobs.
+
+| model | layers | op | bytes scored (GB) | peak RSS (GB) | dry-run estimate (GB) | estimate / measured |
+|---|---|---|---|---|---|---|
+| qwen3-4b | 6 | ppl-folder | 0.559 | 1.14 | 1.08 | 0.95 |
+| qwen3-4b | 26 | ppl-folder | 1.695 | 2.28 | 2.22 | 0.97 |
+| qwen3-4b | 6 | ppl-plan | 0.559 | 1.50 | 1.86 | 1.24 |
+| qwen3-4b | 26 | ppl-plan | 1.695 | 2.64 | 2.99 | 1.13 |
+| qwen3-4b | 6 | ppl-unquantized | 1.99 | 2.58 | 2.51 | 0.97 |
+| qwen3-4b | 26 | ppl-unquantized | 6.03 | 6.62 | 6.55 | 0.99 |
+| qwen3-30b-a3b | 2 | ppl-folder | 1.051 | 1.76 | 1.57 | 0.89 |
+| qwen3-30b-a3b | 4 | ppl-folder | 1.752 | 2.47 | 2.28 | 0.92 |
+| qwen3-30b-a3b | 2 | ppl-plan | 1.051 | 2.14 | 2.20 | 1.03 |
+| qwen3-30b-a3b | 4 | ppl-plan | 1.752 | 2.84 | 2.90 | 1.02 |
+| qwen3-30b-a3b | 2 | ppl-unquantized | 3.74 | 5.93 | 6.68 | 1.13 |
+| qwen3-30b-a3b | 4 | ppl-unquantized | 6.23 | 8.41 | 9.17 | 1.09 |
+
+Every path grows by 1.00-1.01 GB per GB it scores; the fixed part: 0.58 / 0.70 GB (folder; qwen3-4b /
+qwen3-30b-a3b), 0.94 / 1.09 GB (plan in memory: one source tensor as it is quantized), 0.59 / 2.19 GB (bf16 model;
+for the mixture, MLX's CPU gather_mm needs one layer's expert stacks cast to fp32 at a time, `ram.scoring.cpu_kernels`).
+
+The taylor profile (the default calibrated mode; weight configs, Fisher and text gradient of one 64-token window per
+pass, accumulators capped at --grad-mb 2048), natively (bf16 model) and at fp32:
+
+| model | layers | bf16 size (GB) | taylor-native peak (GB) | taylor-fp32 peak (GB) |
+|---|---|---|---|---|
+| qwen3-0.6b | 8 | 0.56 | 4.93 | 4.98 |
+| qwen3-0.6b | 28 | 1.19 | 5.64 | 6.29 |
+
+Natively the peak grows 1.13 GB per GB of bf16 weights; the fixed part (4.3 GB) is the accumulators and one gradient
+(2 GiB and 1 GiB at --grad-mb 2048), the process and the largest tensor's fp32 blocks. At fp32 (what `auto` picks on
+a CPU when it fits: twice as fast here, 674 s against 1339 s at 28 layers) it grows 2.08 GB per GB: the fp32 copy.
+
 The largest shard of these models is the embedding alone (151936 x hidden). Peak RSS is the process's
 fixed part (~0.45 GB: Python, MLX, pandas, the tokenizer) plus the largest tensor plus ~0.3 GB of
 row-block temporaries; it does not grow with the number of shards. A profile of a several-GB model
