@@ -17,7 +17,8 @@ from mlx_lm.utils import _get_classes, load_config
 from .core import GB, QuantConfig, candidates, feasible, model_bytes, parse_budget
 from .models import (check_model_folder, fixed_bytes, parameter_count, quantizable_tensors, read_safetensors_header,
                         resolve)
-from .profiler import DEFAULT_MODES, FOLDS, GRAD_BYTES, GRADIENT_WINDOWS, KL_LEVELS, KL_WINDOWS
+from .profiler import (DEFAULT_MODES, FOLDS, GRAD_BYTES, GRADIENT_WINDOWS, KL_LEVELS, KL_WINDOWS,
+                          accumulator_bytes)
 from .scoring import GIB, available_memory, get_protocol, resolve_scoring
 
 # %% auto #0
@@ -182,9 +183,9 @@ def estimate(model, budgets=('@4b-g64',), uniform: str = '4b-g64', modes=DEFAULT
                 extra, tokens = 2 * 4 * s.largest_tensor, len(s.shapes) * 2 * len(KL_LEVELS) * KL_WINDOWS * 512
             else:
                 k = 1 + (FOLDS if m == 'taylor' else 0)  # fp32 accumulators per weight: the Fisher (+ each fold's)
-                acc = min(GRAD_BYTES, 4 * k * s.quantizable)   # one slice's accumulators, and its gradient beside them
                 windows = 16 + (GRADIENT_WINDOWS if m == 'taylor' else 0)  # taylor: the text gradient's own windows
-                extra, tokens = acc + acc // k, windows * 512 * 3           # a backward pass costs two forwards
+                extra = accumulator_bytes(s.quantizable, GRAD_BYTES, k)     # one slice's, and its gradient beside them
+                tokens = windows * 512 * 3                                  # a backward pass costs two forwards
             run = resolve_scoring(scoring, s.n_params, gpu=gpu, available=max(have - extra, 0))[0]  # as profile()
             per = 4 if run == 'fp32' else 2
             peak = PROCESS_BYTES + per * s.n_params + extra + window_bytes(s, 512, per)

@@ -62,9 +62,9 @@ from .scoring import (available_memory, calibration_windows, corpus_tokens, cpu_
 __all__ = ['BLOCK_BYTES', 'PRIORS', 'FOLDS', 'FIRST_ORDER_WEIGHT', 'GRADIENT_WINDOWS', 'KL_LEVELS', 'KL_WINDOWS', 'SQNR_CAP',
            'MODES', 'DEFAULT_MODES', 'GRAD_BYTES', 'PROFILER_VERSION', 'PARTIAL_SCHEMA', 'tensor_errors', 'prior',
            'input_channel_stats', 'calibrate_alpha', 'fisher_diagonal', 'text_gradients', 'base_log_probs',
-           'kl_to_base', 'quantized_kl', 'slope_fit', 'slope_measured', 'kl_slopes', 'profile', 'profile_path',
-           'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'mode_profiles', 'instrument_pairs',
-           'instrument', 'instrument_summary', 'plot_instrument']
+           'kl_to_base', 'quantized_kl', 'slope_fit', 'slope_measured', 'kl_slopes', 'accumulator_bytes', 'profile',
+           'profile_path', 'partial_path', 'clear_leftovers', 'profile_to', 'cached_profile', 'mode_profiles',
+           'instrument_pairs', 'instrument', 'instrument_summary', 'plot_instrument']
 
 # %% ../nbs/02_profiler.ipynb #84c6b6cf
 def _deq(ws: mx.array, c: QuantConfig) -> mx.array:
@@ -422,9 +422,10 @@ def _kl_distortion(rows: dict, levels, tokens: int) -> dict:
             'tokens': tokens, 'unmeasured': bad, 'fallback_slope': fallback}
 
 
-def _accumulator_bytes(ts, grad_bytes: int, k: int = 1) -> int:
-    "Gradient accumulators held at once (`k` fp32 per weight, at most `grad_bytes`) and one gradient beside them."
-    acc = min(grad_bytes, 4 * k * sum(t.numel for t in ts)) if grad_bytes else 0
+def accumulator_bytes(n_weights: int, grad_bytes: int, k: int = 1) -> int:
+    """Gradient accumulators a calibrated profile of `n_weights` quantizable weights holds at once (`k` fp32 per weight,
+    at most `grad_bytes`) and one gradient beside them; the dry run (`ram.fit`) estimates with it too."""
+    acc = min(grad_bytes, 4 * k * n_weights) if grad_bytes else 0
     return acc + acc // k
 
 
@@ -437,7 +438,7 @@ def _check_memory(n_params: int, ts, dtype: str, grad_bytes: int, have: int | No
     have = available_memory() if have is None else have
     fp32 = mx.default_device() == mx.cpu if fp32 is None else fp32
     per = 4 if fp32 else itemsize(dtype)
-    acc = _accumulator_bytes(ts, grad_bytes, k)
+    acc = accumulator_bytes(sum(t.numel for t in ts), grad_bytes, k)
     need = n_params * per + acc
     if have and need > 0.9 * have:
         raise ValueError(
@@ -510,7 +511,8 @@ def profile(model='reference', modes: Sequence[str] = ('weight',), extended: boo
     if 'activation' in modes or alpha or 'fisher' in modes or kl:
         gb, k = grad_bytes if 'fisher' in modes else 0, 1 + (folds if taylor else 0)
         have = available_memory()
-        run, why = resolve_scoring(scoring, meta['n_params'], available=max(have - _accumulator_bytes(ts, gb, k), 0))
+        acc = accumulator_bytes(sum(t.numel for t in ts), gb, k)
+        run, why = resolve_scoring(scoring, meta['n_params'], available=max(have - acc, 0))
         _check_memory(meta['n_params'], ts, dtype, gb, have, k, fp32=run == 'fp32')
         meta['scoring'] = run  # the reason (it names this machine's free memory) is printed, not kept
         if progress: print(f'ram: calibrated modes run {run}: {why}')
