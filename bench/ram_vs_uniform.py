@@ -36,7 +36,7 @@ def main():
     ensure_fast_blas()
     from ram.allocator import achievable_range, plan_budgets
     from ram.baselines import uniform_plan
-    from ram.metrics import gap_recovered
+    from ram.metrics import gap_recovered, paired
     from ram.profiler import mode_profiles
     from ram.reproduce import cached_ppl, condition_cache
     from ram.scoring import get_protocol
@@ -84,13 +84,17 @@ def main():
         plans = plan_budgets(prof, budgets, mode=a.mode[0])
         print(f"\nRD sweep (RAM {a.mode[0]}), {sproto.n} x {sproto.length} tokens; unquantized corpus PPL "
               f"{sbase.ppl:.3f}, median {sbase.stats['median_ppl']:.3f}\n"
-              f"{'budget bytes':>14}{'GB':>9}{'bpw':>7}{'pred. D':>12}{'corpus PPL':>12}{'median PPL':>12}")
+              f"{'budget bytes':>14}{'GB':>9}{'bpw':>7}{'pred. D':>12}{'corpus PPL':>12}{'median PPL':>12}"
+              f"{'vs unquantized: p, windows worse':>34}")
         for b, plan in zip(budgets, plans):
             r = cached_ppl(a.model, plan, sproto, cache, f'sweep {b / 1e9:.4f} GB')
+            pr = paired(sbase.table, r.table)  # paired on the same windows: Wilcoxon on per-window log-PPL
             res['sweep'].append({'budget': b, 'bytes': plan.total_bytes, 'bpw': plan.bpw, 'D': plan.total_D,
-                                 'ppl': r.ppl, 'median': r.stats['median_ppl']})
+                                 'ppl': r.ppl, 'median': r.stats['median_ppl'], 'p_vs_unquantized': pr['wilcoxon_p'],
+                                 'windows_worse_than_unquantized': round(pr['share_b_worse'] * sproto.n)})
             print(f'{plan.total_bytes:>14,}{plan.total_bytes / 1e9:>9.4f}{plan.bpw:>7.3f}{plan.total_D:>12.5g}'
-                  f"{r.ppl:>12.3f}{r.stats['median_ppl']:>12.3f}", flush=True)
+                  f"{r.ppl:>12.3f}{r.stats['median_ppl']:>12.3f}"
+                  f"{pr['wilcoxon_p']:>20.2g}{round(pr['share_b_worse'] * sproto.n):>8}/{sproto.n}", flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(f'written: {a.out} ({time.perf_counter() - t0:.0f} s)')
