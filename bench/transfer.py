@@ -92,19 +92,32 @@ def main():
         print(f'\n{text}: {len(toks):,} tokens, {proto.n} windows of {proto.length} (seed 42); unquantized PPL '
               f'{base.ppl:.3f}, median {base.stats["median_ppl"]:.3f}')
         print(f"{'condition':<28}{'bytes':>12}{'PPL':>9}{'median':>9}{'recovered':>11}{'p vs uniform':>14}"
-              f"{'p vs unquant.':>15}")
+              f"{'vs unquantized: p, windows worse':>34}")
         for lab, plan in conds:
             r = scored[lab]
             u = next((f'uniform {c}' for c in a.at if lab.endswith(f'@ {c}')), None)
             rec = gap_recovered(r.ppl, scored[u].ppl, base.ppl) if u else None
             pu = paired(scored[u].table, r.table)['wilcoxon_p'] if u else None
-            pb = paired(base.table, r.table)['wilcoxon_p'] if plan is not None else None
+            pq = paired(base.table, r.table) if plan is not None else None
+            pb, nw = (pq['wilcoxon_p'], round(pq['share_b_worse'] * proto.n)) if pq else (None, None)
             out['rows'].append({'condition': lab, 'bytes': plan.total_bytes if plan else None, 'ppl': r.ppl,
                                 'median': r.stats['median_ppl'], 'recovered': rec, 'p_vs_uniform': pu,
-                                'p_vs_unquantized': pb})
+                                'p_vs_unquantized': pb, 'windows_worse_than_unquantized': nw})
             print(f"{lab:<28}{plan.total_bytes if plan else 0:>12,}{r.ppl:>9.3f}{r.stats['median_ppl']:>9.3f}"
                   f"{'' if rec is None else f'{100 * rec:.1f}%':>11}{'' if pu is None else f'{pu:.2g}':>14}"
-                  f"{'' if pb is None else f'{pb:.2g}':>15}", flush=True)
+                  f"{'' if pb is None else f'{pb:.2g}':>26}{'' if nw is None else f'{nw}/{proto.n}':>8}", flush=True)
+        out['pairs'] = []  # each two RAM modes at the same bytes, paired on the same windows
+        for u in a.at:
+            ms = [m for m in a.modes if f'RAM {m} @ {u}' in scored]
+            for i, m1 in enumerate(ms):
+                for m2 in ms[i + 1:]:
+                    t1, t2 = scored[f'RAM {m1} @ {u}'], scored[f'RAM {m2} @ {u}']
+                    pr = paired(t1.table, t2.table)
+                    out['pairs'].append({'at': u, 'a': m1, 'b': m2, 'ppl_a': t1.ppl, 'ppl_b': t2.ppl,
+                                         'wilcoxon_p': pr['wilcoxon_p'],
+                                         'b_worse': round(pr['share_b_worse'] * proto.n)})
+                    print(f'  at {u}: {m2} {t2.ppl:.3f} against {m1} {t1.ppl:.3f}, Wilcoxon p={pr["wilcoxon_p"]:.2g}, '
+                          f'{m2} worse on {out["pairs"][-1]["b_worse"]}/{proto.n} windows')
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(f'written: {a.out} ({time.perf_counter() - t0:.0f} s)')
