@@ -149,10 +149,14 @@ def cached_ppl(model, plan: Plan | None, protocol, cache, label: str, tokens=Non
     """`PPLResult` of `model` (with `plan` applied in memory) under `protocol`, `scoring` (native or fp32) and `bos`,
     from `cache` when already scored. When the cache holds this condition on fewer windows of the same length and seed
     (the 16 of the quick protocol are the first 16 of 32 or of the paper's 128), only the windows after them are
-    scored. fp32 results keep the key they had before scoring modes existed."""
+    scored. fp32 results keep the key they had before scoring modes existed. `tokens`: another corpus, already
+    tokenized (default: WikiText-2 test); a digest of it joins the key, so scores of one plan on two texts never share
+    a cache entry."""
     proto, bos = get_protocol(protocol), model_bos(model, bos)  # the tokenizer read once, not per use
     mh = model_hash(local_path(model))
     pk, rest = plan_key(plan, mh), ([] if _concrete(scoring) == 'fp32' else [scoring]) + bos_key(model, bos)
+    if tokens is not None:  # another text: WikiText-2's results keep their keys
+        rest.append('tokens=' + hashlib.sha256(np.ascontiguousarray(tokens, dtype=np.int64).tobytes()).hexdigest()[:16])
 
     def stem(p: Protocol) -> Path: return Path(cache) / f'ppl-{_key(pk, p.to_dict(), *rest)}'
 

@@ -122,3 +122,23 @@ def test_a_longer_perplexity_run_scores_only_the_new_windows(tiny, tmp_path, mon
     assert len(back) == 2 and sorted(len(b.table) for b in back.values()) == [2, 4]
     cached_ppl(tiny, None, Protocol(3, 32, 4), tmp_path / 'a', 'u', progress=False)  # another seed: other windows
     assert scored[-1] == 3
+
+
+def test_perplexity_on_another_text_has_its_own_cache_entry(tiny, tmp_path, monkeypatch):
+    """A plan scored on another token stream (`tokens`) is not served the WikiText-2 result of the same plan and
+    protocol, nor another stream's; the same stream again is served from the cache."""
+    import numpy as np
+    import ram.evaluate
+    from ram.reproduce import cached_ppl
+    from ram.scoring import Protocol
+    scored = []
+    real = ram.evaluate.score_windows
+    monkeypatch.setattr(ram.evaluate, 'score_windows', lambda m, w, **kw: scored.append(len(w)) or real(m, w, **kw))
+    proto, rng = Protocol(2, 32, 3), np.random.default_rng(0)
+    wiki = cached_ppl(tiny, None, proto, tmp_path, 'u', progress=False)
+    a, b = (rng.integers(0, 200, 4 * 32).astype(np.int32) for _ in range(2))
+    ra = cached_ppl(tiny, None, proto, tmp_path, 'u', tokens=a, progress=False)
+    rb = cached_ppl(tiny, None, proto, tmp_path, 'u', tokens=b, progress=False)
+    again = cached_ppl(tiny, None, proto, tmp_path, 'u', tokens=a, progress=False)
+    assert scored == [2, 2, 2] and len(list(tmp_path.glob('ppl-*.json'))) == 3
+    assert len({wiki.ppl, ra.ppl, rb.ppl}) == 3 and again.ppl == ra.ppl and list(again.table.nll) == list(ra.table.nll)
