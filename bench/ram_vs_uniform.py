@@ -89,12 +89,13 @@ def main():
         for b, plan in zip(budgets, plans):
             r = cached_ppl(a.model, plan, sproto, cache, f'sweep {b / 1e9:.4f} GB')
             pr = paired(sbase.table, r.table)  # paired on the same windows: Wilcoxon on per-window log-PPL
+            worse = round(pr['share_b_worse'] * sproto.n)
             res['sweep'].append({'budget': b, 'bytes': plan.total_bytes, 'bpw': plan.bpw, 'D': plan.total_D,
                                  'ppl': r.ppl, 'median': r.stats['median_ppl'], 'p_vs_unquantized': pr['wilcoxon_p'],
-                                 'windows_worse_than_unquantized': round(pr['share_b_worse'] * sproto.n)})
+                                 'windows_worse_than_unquantized': worse})
             print(f'{plan.total_bytes:>14,}{plan.total_bytes / 1e9:>9.4f}{plan.bpw:>7.3f}{plan.total_D:>12.5g}'
-                  f"{r.ppl:>12.3f}{r.stats['median_ppl']:>12.3f}"
-                  f"{pr['wilcoxon_p']:>20.2g}{round(pr['share_b_worse'] * sproto.n):>8}/{sproto.n}", flush=True)
+                  f"{r.ppl:>12.3f}{r.stats['median_ppl']:>12.3f}{pr['wilcoxon_p']:>20.2g}{worse:>8}/{sproto.n}",
+                  flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(f'written: {a.out} ({time.perf_counter() - t0:.0f} s)')

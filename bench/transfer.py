@@ -16,7 +16,7 @@ fisher, whose D is never negative, is the control there). Printed per text: PPL,
 the unquantized-to-uniform gap recovered, and the paired Wilcoxon p-value against uniform (and
 against the unquantized model) on the same windows.
 The weight mode is data-free: its share is the control for what transfer looks like without any
-calibration text. Scores are cached per text in the condition cache (`transfer-<text>/`), so a
+calibration text. Scores are kept in the condition cache (keyed on the text's tokens too), so a
 stopped run resumes.
 """
 import argparse
@@ -81,11 +81,9 @@ def main():
         for m in cal:
             (plan,) = plan_budgets(profs[m][0], [budget], mode=m)
             conds.append((f'RAM {m} @ {plan.bpw:.3f} bpw', plan))
-    res = {'model': a.model, 'protocol': proto.to_dict(), 'texts': {}}
+    res, cache = {'model': a.model, 'protocol': proto.to_dict(), 'texts': {}}, condition_cache(a.model)
     for text in TEXTS:
         toks = corpus_tokens(tok, text_rows(text, data_dir()))
-        cache = condition_cache(a.model) / f'transfer-{text}'
-        cache.mkdir(parents=True, exist_ok=True)
         scored = {lab: cached_ppl(a.model, plan, proto, cache, f'{text}: {lab}', tokens=toks) for lab, plan in conds}
         base = scored['unquantized']
         out = res['texts'][text] = {'tokens': int(len(toks)), 'rows': []}
